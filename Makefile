@@ -1,0 +1,53 @@
+# Two commands from a fresh clone:  `make course` runs the course, `make test` passes the tests.
+# Every target does its own setup and is safe to run again.
+
+VENV       ?= .venv
+PYTHON     ?= python3
+TORCH_PIN  ?= torch==2.14.1 torchvision==0.29.1
+PROFILE    ?= auto
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed
+JOBS       ?= 2
+
+.PHONY: setup data course test lab results checkpoints clean
+
+setup: $(STAMP) data
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PIN)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Fashion-MNIST: Debian's package where apt works (as root), then a check that course_lib finds it
+# (it also looks in $$COURSE_DATA and data/, and downloads with torchvision where the network allows).
+data: $(STAMP)
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) \
+		|| echo "apt-get could not install dataset-fashion-mnist; trying the other sources"; \
+	fi
+	$(PY) -c "from course_lib.data import fashion_mnist as f; print('Fashion-MNIST:', len(f('train')), 'train,', len(f('test')), 'test')"
+
+# Execute every notebook headless (profile: auto = gpu with CUDA, else cpu) and print the results table.
+course: setup
+	$(PY) -m course_lib run --profile $(PROFILE) --out runs/$(PROFILE)
+
+# Unit tests, every notebook executed in the smoke profile (papermill, in parallel),
+# and nbval on the cells marked NBVAL_CHECK_OUTPUT.
+test: setup
+	COURSE_PROFILE=smoke COURSE_HEADLESS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax tests notebooks
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks
+
+# Re-execute the committed notebooks in the cpu profile and refresh README's results table.
+results: setup
+	$(PY) -m course_lib run --profile cpu --out runs/cpu --inplace --readme README.md
+
+# Retrain the shipped checkpoints (data/checkpoints) with one command.
+checkpoints: setup
+	$(PY) -m course_lib checkpoints
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

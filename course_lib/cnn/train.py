@@ -1,0 +1,106 @@
+"""Single training and evaluation steps for the classifiers; the notebook owns the loop.
+
+``fit`` strings the same steps together for code that needs a trained classifier without a notebook
+(the checkpoint fallback and ``python -m course_lib checkpoints``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from course_lib.utils import autocast
+
+
+def check_images(x: Tensor, size: int = 28) -> None:
+    """Raise a ValueError unless ``x`` is a float batch (B, 1, size, size)."""
+    if not isinstance(x, Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != (1, size, size):
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"expected images of shape (B, 1, {size}, {size}), got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"expected float images in [0, 1], got dtype {x.dtype}")
+
+
+def augment(x: Tensor, generator: torch.Generator | None = None, shift: int = 2) -> Tensor:
+    """Random horizontal flip and random translation by up to ``shift`` pixels: (B, C, H, W) -> same."""
+    B, C, H, W = x.shape
+    flip = torch.rand(B, generator=generator) < 0.5
+    x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
+    padded = F.pad(x, (shift,) * 4)                                    # (B, C, H + 2s, W + 2s)
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, B), generator=generator).to(x.device)
+    rows = (dy[:, None] + torch.arange(H, device=x.device))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (dx[:, None] + torch.arange(W, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
+    batch = torch.arange(B, device=x.device)[:, None, None, None]
+    chans = torch.arange(C, device=x.device)[None, :, None, None]
+    return padded[batch, chans, rows, cols]                            # (B, C, H, W)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor) -> Tensor:
+    """One SGD step of cross-entropy on a batch x (B, 1, 28, 28), y (B,); returns the loss (not synced)."""
+    model.train()
+    with autocast(x.device):
+        loss = F.cross_entropy(model(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: Tensor, batch_size: int = 1000) -> Tensor:
+    """Logits (N, K) for images (N, 1, 28, 28), in batches, in eval mode, on the model's device."""
+    check_images(images)
+    model.eval()
+    dev = next(model.parameters()).device
+    out = []
+    for i in range(0, len(images), batch_size):
+        with autocast(dev):
+            out.append(model(images[i:i + batch_size].to(dev)).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 10)
+
+
+def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
+    """Fraction of images (N, 1, 28, 28) whose arg-max logit equals the label (N,)."""
+    return (predict(model, images, batch_size).argmax(1) == labels.cpu()).float().mean().item()
+
+
+def count_flops(model: nn.Module, shape: tuple[int, ...] = (1, 1, 28, 28)) -> int:
+    """Forward FLOPs for one input of ``shape``, counted by ``torch.utils.flop_counter`` (a MAC = 2 FLOPs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(shape, device=dev))
+    model.train(was_training)
+    return counter.get_total_flops()
+
+
+def fit(model: nn.Module, images: Tensor, labels: Tensor, epochs: int, batch_size: int = 128,
+        lr: float = 2e-3, use_augment: bool = True, seed: int = 0, progress: bool = True) -> dict:
+    """Train with AdamW + one-cycle LR on images (N, 1, 28, 28); returns {'seconds', 'losses'}."""
+    check_images(images)
+    dev = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    steps = epochs * (len(images) // batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1))
+    losses, start = [], time.perf_counter()
+    bar = tqdm(total=steps, desc=f"training {type(model).__name__}", disable=not progress)
+    for _ in range(epochs):
+        order = torch.randperm(len(images), generator=g)
+        for i in range(len(images) // batch_size):
+            idx = order[i * batch_size:(i + 1) * batch_size]
+            x, y = images[idx].to(dev), labels[idx].to(dev)
+            if use_augment:
+                x = augment(x, g)
+            losses.append(train_step(model, optimizer, x, y))
+            schedule.step()
+            bar.update()
+    bar.close()
+    return {"seconds": time.perf_counter() - start, "losses": torch.stack(losses).tolist() if losses else []}

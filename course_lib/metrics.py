@@ -1,0 +1,63 @@
+"""Metrics for generated images, judged by the Fashion-MNIST classifier of chapter 01.
+
+``features(images)`` are the judge's penultimate activations; ``fid(a, b)`` is the Frechet distance
+between Gaussians fitted to the features of two image sets (Heusel et al. 2017, "GANs Trained by a Two
+Time-Scale Update Rule", Eq. 6 -- the FID, here with the judge in place of Inception-v3):
+
+    d^2 = ||mu_a - mu_b||^2 + Tr(C_a + C_b - 2 (C_a C_b)^{1/2})
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor
+
+from course_lib.cnn.train import check_images
+
+
+@functools.lru_cache(maxsize=2)
+def judge(device: str = "cpu"):
+    from course_lib.cnn.classifier import load_classifier
+
+    return load_classifier(torch.device(device))
+
+
+@torch.no_grad()
+def features(images: Tensor, batch_size: int = 1000) -> Tensor:
+    """(N, 1, 28, 28) float in [0, 1] -> (N, D) penultimate features of the judge (float32, CPU)."""
+    check_images(images)
+    model = judge("cpu")
+    return torch.cat([model.features(images[i:i + batch_size].float().cpu())
+                      for i in range(0, len(images), batch_size)]) if len(images) else torch.zeros(0, 64)
+
+
+@torch.no_grad()
+def confidence(images: Tensor) -> float:
+    """Mean over images (N, 1, 28, 28) of the judge's top-class probability."""
+    check_images(images)
+    logits = judge("cpu").head(features(images))
+    return logits.softmax(-1).amax(-1).mean().item()
+
+
+def frechet_distance(mu_a: Tensor, cov_a: Tensor, mu_b: Tensor, cov_b: Tensor) -> float:
+    """Eq. 6 for Gaussians (D,), (D, D). Tr (C_a C_b)^{1/2} = sum sqrt(eig(C_a^{1/2} C_b C_a^{1/2}))."""
+    mu_a, cov_a, mu_b, cov_b = (t.double() for t in (mu_a, cov_a, mu_b, cov_b))
+    evals, evecs = torch.linalg.eigh(cov_a)
+    sqrt_a = evecs @ torch.diag(evals.clamp(min=0).sqrt()) @ evecs.T       # C_a^{1/2}
+    middle = torch.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a).clamp(min=0)  # eigenvalues of a PSD matrix
+    return float((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * middle.sqrt().sum())
+
+
+def gaussian(feats: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean (D,) and unbiased covariance (D, D) of features (N, D), N >= 2."""
+    if feats.ndim != 2 or len(feats) < 2:
+        raise ValueError(f"expected features (N, D) with N >= 2, got {tuple(feats.shape)}")
+    feats = feats.double()
+    return feats.mean(0), torch.cov(feats.T)
+
+
+def fid(a: Tensor, b: Tensor) -> float:
+    """FID between two image sets (N, 1, 28, 28) and (M, 1, 28, 28) on the judge's features."""
+    return frechet_distance(*gaussian(features(a)), *gaussian(features(b)))

@@ -1,0 +1,98 @@
+"""Chapter 01 models, steps and exercise checks."""
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib import cnn
+from course_lib.cnn import checks
+from course_lib.cnn.train import augment, check_images, count_flops, train_step
+
+ARCHS = sorted(cnn.ARCHITECTURES)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_shapes(arch):
+    model = cnn.build(arch).eval()
+    x = torch.rand(3, 1, 28, 28)
+    assert model(x).shape == (3, 10)
+    feats = model.features(x)
+    assert feats.ndim == 2 and feats.shape[0] == 3
+    assert torch.allclose(model.head(feats), model(x), atol=1e-5)  # forward = head(features), in eval mode
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_loss_goes_down(arch):
+    torch.manual_seed(0)
+    model = cnn.build(arch)
+    x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = [train_step(model, opt, x, y).item() for _ in range(12)]
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.1, losses
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_each_relu_is_its_own_module(arch):
+    """Chapter 02 hooks ReLUs: every nn.ReLU module must run exactly once per forward."""
+    model = cnn.build(arch).eval()
+    calls = {}
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    for m in relus:
+        m.register_forward_hook(lambda mod, inp, out: calls.__setitem__(id(mod), calls.get(id(mod), 0) + 1))
+    model(torch.rand(2, 1, 28, 28))
+    assert len(relus) >= 5
+    assert sorted(calls.values()) == [1] * len(relus)
+
+
+def test_unknown_architecture():
+    with pytest.raises(ValueError, match="expected one of"):
+        cnn.build("vgg")
+
+
+@pytest.mark.parametrize("c_in,c_out,k,size", [(1, 8, 3, 28), (16, 32, 5, 7), (3, 4, 1, 10)])
+def test_count_flops_matches_formula(c_in, c_out, k, size):
+    conv = nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False)
+    assert count_flops(conv, (1, c_in, size, size)) == 2 * c_in * k * k * c_out * size * size
+    lin = nn.Sequential(nn.Flatten(), nn.Linear(c_in * size * size, c_out))
+    assert count_flops(lin, (1, c_in, size, size)) == 2 * c_in * size * size * c_out
+
+
+def test_augment_is_a_flip_and_shift_of_each_image():
+    torch.manual_seed(0)
+    x = torch.rand(6, 1, 28, 28)
+    out = augment(x, torch.Generator().manual_seed(3), shift=2)
+    assert out.shape == x.shape
+    for i in range(len(x)):
+        candidates = []
+        for flip in (False, True):
+            img = nn.functional.pad(x[i].flip(-1) if flip else x[i], (2, 2, 2, 2))  # (1, 32, 32)
+            candidates += [img[:, dy:dy + 28, dx:dx + 28] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(out[i], c) for c in candidates), i
+    assert not torch.equal(out, x)  # something moved
+
+
+@pytest.mark.parametrize("bad", [torch.rand(2, 28, 28), torch.rand(2, 3, 28, 28), torch.rand(2, 1, 32, 32)])
+def test_check_images_names_expected_shape(bad):
+    with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
+        check_images(bad)
+
+
+def test_check_images_rejects_integers():
+    with pytest.raises(ValueError, match="float"):
+        check_images(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+
+
+def test_exercise_checks(capsys):
+    assert checks.check_conv_flops(2 * 16 * 32 * 9 * 14 * 14)
+    assert not checks.check_conv_flops(16 * 32 * 9 * 14 * 14)  # MACs, not FLOPs
+    assert checks.check_inception_channels(16 + 32 + 8 + 8)
+    assert not checks.check_inception_channels(64 + 16)
+    assert checks.check_residual_shape((2, 32, 14, 14))
+    assert not checks.check_residual_shape((2, 32, 28, 28))
+    assert checks.check_dense_inputs(24 + 3 * 12)
+    assert not checks.check_dense_inputs(24 + 4 * 12)
+    assert not checks.check_dense_inputs(None)
+    out = capsys.readouterr().out
+    assert out.count("Correct!") == 4 and "Not answered yet" in out
