@@ -33,10 +33,11 @@ data: $(STAMP)
 course: setup
 	$(PY) -m course_lib run --profile $(PROFILE) --out runs/$(PROFILE)
 
-# Unit tests, every notebook executed in the smoke profile (papermill, in parallel),
-# and nbval on the cells marked NBVAL_CHECK_OUTPUT.
+# Unit tests, every notebook executed in the smoke profile (papermill, in parallel), and nbval on
+# copies of the committed notebooks (injected PROFILE set to smoke) for the cells marked NBVAL_CHECK_OUTPUT.
 test: setup
-	COURSE_PROFILE=smoke COURSE_HEADLESS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax tests notebooks
+	$(PY) tests/nbval_copies.py runs/nbval
+	OMP_NUM_THREADS=1 COURSE_PROFILE=smoke COURSE_HEADLESS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile tests --nbval-lax runs/nbval
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks

@@ -10,6 +10,8 @@ One small package per chapter (``course_lib.cnn``, ...) plus a shared core:
 - ``plots``, ``widgets``, ``utils`` (seeding, device, AMP)
 - ``metrics``     features of the Fashion-MNIST judge classifier, FID
 
+Chapters: ``cnn`` (01), ``inside`` (02).
+
 Shape glossary used in every docstring and comment:
 
     B  batch size                  N, M  number of items (images, boxes)

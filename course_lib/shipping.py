@@ -1,7 +1,7 @@
 """``python -m course_lib checkpoints``: train the shipped checkpoints with one command.
 
-Each entry says how to build and train one checkpoint; the result goes to ``data/checkpoints/`` with
-its sha256, training seconds and metrics in the manifest. Chapters add their checkpoints to ``SHIPPED``.
+Each entry of ``SHIPPED`` builds a model and says how to train it; the result goes to
+``data/checkpoints/`` with its sha256, training seconds and metrics in the manifest. Chapters add theirs.
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ from course_lib import checkpoints
 from course_lib.utils import device, seed_everything
 
 
-def _fmnist_classifier() -> tuple[nn.Module, Callable[[nn.Module], dict]]:
-    from course_lib.cnn.classifier import SHIPPED as cfg
-    from course_lib.cnn.classifier import build_classifier, train_classifier
+def _classifier(name: str) -> Callable[[], tuple[nn.Module, Callable[[nn.Module], dict]]]:
+    def make():
+        from course_lib.cnn import classifier
 
-    return build_classifier(), lambda model: train_classifier(model, cfg)
+        return classifier.build_classifier(name), lambda m: classifier.train_classifier(m, classifier.SHIPPED[name])
+    return make
 
 
 SHIPPED: dict[str, Callable[[], tuple[nn.Module, Callable[[nn.Module], dict]]]] = {
-    "fmnist_classifier": _fmnist_classifier,
+    "fmnist_classifier": _classifier("fmnist_classifier"),
+    "fmnist_alexnet": _classifier("fmnist_alexnet"),
 }
 
 

@@ -1,8 +1,12 @@
-"""The Fashion-MNIST judge: the classifier every generative chapter is measured with.
+"""Trained Fashion-MNIST classifiers, loaded by checkpoint name.
 
-It is chapter 01's ResNet, trained by ``python -m course_lib checkpoints fmnist_classifier`` and shipped
-as the checkpoint ``fmnist_classifier``. :func:`load_classifier` loads it by name; where no usable
-checkpoint exists it trains one (sizes from the active profile) and caches it.
+- ``fmnist_classifier`` -- the **judge**: chapter 01's ResNet trained for 15 epochs. Every generative
+  chapter measures its samples with its features (``course_lib.metrics``).
+- ``fmnist_alexnet`` -- chapter 01's AlexNet, whose max-pooling switches chapter 02's deconvnet unpools.
+
+``python -m course_lib checkpoints`` trains them (``SHIPPED`` sizes) into ``data/checkpoints``.
+:func:`load_classifier` loads one by name; where no usable checkpoint exists it trains one with the
+active profile's sizes (``FALLBACK``) and caches it.
 """
 
 from __future__ import annotations
@@ -12,33 +16,36 @@ from dataclasses import dataclass
 from torch import nn
 
 from course_lib import checkpoints
-from course_lib.cnn.resnet import ResNet
+from course_lib.cnn import build
 from course_lib.cnn.train import accuracy, fit
 from course_lib.data import fashion_mnist
 from course_lib.profiles import pick
 from course_lib.utils import device as default_device
 
 CHECKPOINT = "fmnist_classifier"
+ARCH = {"fmnist_classifier": "resnet", "fmnist_alexnet": "alexnet"}
 
 
 @dataclass
-class JudgeConfig:
+class TrainConfig:
     n_train: int | None = None  # None: all 60,000 training images
     epochs: int = 15
     batch_size: int = 128
     lr: float = 3e-3
 
 
-JUDGE = {"smoke": JudgeConfig(n_train=2000, epochs=1), "cpu": JudgeConfig(epochs=3),
-         "gpu": JudgeConfig(epochs=15)}
-SHIPPED = JudgeConfig(epochs=15)  # what `python -m course_lib checkpoints fmnist_classifier` trains
+SHIPPED = {"fmnist_classifier": TrainConfig(epochs=15), "fmnist_alexnet": TrainConfig(epochs=6)}
+FALLBACK = {"smoke": TrainConfig(n_train=2000, epochs=1), "cpu": TrainConfig(epochs=3),
+            "gpu": TrainConfig(epochs=15)}
 
 
-def build_classifier() -> ResNet:
-    return ResNet(num_classes=10, width=16, blocks=2)
+def build_classifier(name: str = CHECKPOINT) -> nn.Module:
+    if name not in ARCH:
+        raise ValueError(f"unknown classifier {name!r}: expected one of {sorted(ARCH)}")
+    return build(ARCH[name])
 
 
-def train_classifier(model: nn.Module, cfg: JudgeConfig, progress: bool = True) -> dict:
+def train_classifier(model: nn.Module, cfg: TrainConfig, progress: bool = True) -> dict:
     """Train ``model`` on Fashion-MNIST train with ``cfg``; return its test accuracy and training loss."""
     train = fashion_mnist("train").subset(cfg.n_train)
     result = fit(model, train.images, train.labels, cfg.epochs, cfg.batch_size, cfg.lr, progress=progress)
@@ -48,10 +55,10 @@ def train_classifier(model: nn.Module, cfg: JudgeConfig, progress: bool = True) 
             "epochs": cfg.epochs, "n_train": len(train)}
 
 
-def load_classifier(device=None, profile: str = "auto") -> nn.Module:
-    """The judge in eval mode on ``device``: shipped, else cached, else trained now (with a progress bar)."""
-    model = build_classifier().to(device or default_device())
-    cfg = pick(JUDGE, profile)
-    entry = checkpoints.load(CHECKPOINT, model, lambda m: train_classifier(m, cfg), profile=profile)
-    model.judge_entry = entry  # where it came from and its metrics, for captions
+def load_classifier(device=None, profile: str = "auto", name: str = CHECKPOINT) -> nn.Module:
+    """A trained classifier in eval mode on ``device``: shipped, else cached, else trained now."""
+    model = build_classifier(name).to(device or default_device())
+    cfg = pick(FALLBACK, profile)
+    entry = checkpoints.load(name, model, lambda m: train_classifier(m, cfg), profile=profile)
+    model.checkpoint_entry = entry  # where it came from and its metrics, for captions
     return model.eval().requires_grad_(False)

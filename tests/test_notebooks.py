@@ -1,0 +1,102 @@
+"""The notebooks: committed outputs from one clean cpu run, conventions, and a smoke execution of each.
+
+(`make test` also runs `pytest --nbval-lax notebooks`, which re-executes them and compares the cells
+marked `# NBVAL_CHECK_OUTPUT` with their committed outputs.)
+"""
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_lib.results import metrics_from_notebook
+from course_lib.runner import execute
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+REPO_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+OWNER_REPO = REPO_URL.removeprefix("https://github.com/")
+IDS = [p.stem for p in NOTEBOOKS]
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_notebooks_exist_in_order():
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(len(NOTEBOOKS))]
+    assert len(NOTEBOOKS) >= 2
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_committed_outputs_are_one_clean_cpu_run(path):
+    nb = nbformat.read(path, as_version=4)
+    counts = [c.execution_count for c in code_cells(nb) if c.source.strip()]
+    assert counts == list(range(1, len(counts) + 1)), f"{path.name}: execution counts {counts}"
+    errors = [o for c in code_cells(nb) for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{path.name} has error outputs"
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and re.search(r"PROFILE = \"cpu\"", injected[0].source), \
+        f"{path.name} was not committed from a cpu-profile run of the runner"
+    assert metrics_from_notebook(nb), f"{path.name} records no results"
+    assert path.stat().st_size <= 1.5 * 2**20, f"{path.name} is {path.stat().st_size / 2**20:.2f} MB"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_conventions(path):
+    nb = nbformat.read(path, as_version=4)
+    cells = code_cells(nb)
+    setup, params = cells[0], cells[1]
+    assert "google.colab" in setup.source and f'REPO_URL = "{REPO_URL}"' in setup.source
+    assert "course_lib.setup(" in setup.source
+    assert "parameters" in params.metadata.get("tags", []) and 'PROFILE = "auto"' in params.source
+    badge = f"https://colab.research.google.com/github/{OWNER_REPO}/blob/main/notebooks/{path.name}"
+    assert badge in nb.cells[0].source, f"{path.name}: Colab badge should point at {badge}"
+    assert "check_" in "".join(c.source for c in cells[-8:]), "exercises with check_* answers at the end"
+
+
+def test_readme_badges_point_at_existing_notebooks():
+    readme = (ROOT / "README.md").read_text()
+    targets = re.findall(r"colab\.research\.google\.com/github/([^)\s]+)", readme)
+    assert len(targets) == len(NOTEBOOKS)
+    for target in targets:
+        owner_repo, path = target.split("/blob/main/")
+        assert owner_repo == OWNER_REPO
+        assert (ROOT / path).is_file(), target
+
+
+def test_no_pickle_loading_anywhere():
+    sources = [p for p in ROOT.glob("course_lib/**/*.py")] + NOTEBOOKS
+    for path in sources:
+        text = path.read_text()
+        for call in re.findall(r"torch\.load\(([^)]*)\)", text):
+            assert "weights_only=True" in call, f"{path}: torch.load without weights_only=True"
+        assert "pickle.load" not in text and not re.search(r"(?<![\w.])eval\(", text), path
+
+
+EXPECTED = {
+    "00_start_here": {"fmnist_train_images", "fmnist_test_images", "scene_objects_mean"},
+    "01_cnn_architectures": {"alexnet_test_acc", "googlenet_test_acc", "resnet_test_acc", "densenet_test_acc",
+                             "judge_test_acc", "fid_real_vs_real", "fid_real_vs_noisy"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_smoke_execution(path, tmp_path):
+    """Execute the notebook with papermill in the smoke profile; check what it recorded."""
+    result = execute(path, tmp_path / path.name, "smoke")
+    assert "error" not in result, result.get("error")
+    metrics = result["metrics"]
+    assert EXPECTED.get(path.stem, set()) <= set(metrics), sorted(metrics)
+    if path.stem == "00_start_here":
+        assert metrics["fmnist_train_images"] == 60000 and metrics["fmnist_test_images"] == 10000
+        assert 1 <= metrics["scene_objects_mean"] <= 4
+    if path.stem == "01_cnn_architectures":
+        # the shipped judge is loaded even in the smoke profile, so its accuracy is real
+        assert metrics["judge_test_acc"] >= 0.92
+        assert 0 <= metrics["fid_real_vs_real"] < metrics["fid_real_vs_noisy"]
+    print(json.dumps({path.stem: result["seconds"]}))
