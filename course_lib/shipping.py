@@ -23,9 +23,24 @@ def _classifier(name: str) -> Callable[[], tuple[nn.Module, Callable[[nn.Module]
     return make
 
 
+def _scene_classifier():
+    from course_lib.inside import scenes
+
+    return scenes.build_scene_classifier(), lambda m: scenes.train_scene_classifier(m, scenes.SHIPPED)
+
+
+def _scene_box_regressor():
+    from course_lib.inside import scenes
+    from course_lib.inside.localization import BoxRegressor
+
+    return BoxRegressor(size=scenes.SIZE), lambda m: scenes.train_box_regressor(m, scenes.SHIPPED)
+
+
 SHIPPED: dict[str, Callable[[], tuple[nn.Module, Callable[[nn.Module], dict]]]] = {
     "fmnist_classifier": _classifier("fmnist_classifier"),
     "fmnist_alexnet": _classifier("fmnist_alexnet"),
+    "scene_classifier": _scene_classifier,
+    "scene_box_regressor": _scene_box_regressor,
 }
 
 

@@ -52,8 +52,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y:
 
 @torch.no_grad()
 def predict(model: nn.Module, images: Tensor, batch_size: int = 1000) -> Tensor:
-    """Logits (N, K) for images (N, 1, 28, 28), in batches, in eval mode, on the model's device."""
-    check_images(images)
+    """Logits (N, K) for images (N, 1, S, S), in batches, in eval mode, on the model's device."""
+    check_images(images, size=images.shape[-1] if isinstance(images, Tensor) and images.ndim == 4 else 28)
     model.eval()
     dev = next(model.parameters()).device
     out = []
@@ -64,7 +64,7 @@ def predict(model: nn.Module, images: Tensor, batch_size: int = 1000) -> Tensor:
 
 
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
-    """Fraction of images (N, 1, 28, 28) whose arg-max logit equals the label (N,)."""
+    """Fraction of images (N, 1, S, S) whose arg-max logit equals the label (N,)."""
     return (predict(model, images, batch_size).argmax(1) == labels.cpu()).float().mean().item()
 
 
@@ -83,8 +83,8 @@ def count_flops(model: nn.Module, shape: tuple[int, ...] = (1, 1, 28, 28)) -> in
 
 def fit(model: nn.Module, images: Tensor, labels: Tensor, epochs: int, batch_size: int = 128,
         lr: float = 2e-3, use_augment: bool = True, seed: int = 0, progress: bool = True) -> dict:
-    """Train with AdamW + one-cycle LR on images (N, 1, 28, 28); returns {'seconds', 'losses'}."""
-    check_images(images)
+    """Train with AdamW + one-cycle LR on images (N, 1, S, S); returns {'seconds', 'losses'}."""
+    check_images(images, size=images.shape[-1] if isinstance(images, Tensor) and images.ndim == 4 else 28)
     dev = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     steps = epochs * (len(images) // batch_size)
