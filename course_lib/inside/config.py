@@ -12,16 +12,18 @@ class InsideConfig:
     n_scan: int | None        # test images scanned for each unit's top activations (None: all 10,000)
     n_val_scenes: int         # train-split scenes used to pick the saliency threshold
     n_eval_scenes: int        # held-out test-split scenes for the localisation comparison
-    regressor_steps: int      # a short visible training run of the box regressor
+    regressor_steps: int      # a short visible training run of the box regressor...
+    n_train_scenes: int       # ...on this many train-split scenes
     k: int = 9                # top images per unit
-    window: int = 6           # occluder side (pixels)
+    window: int = 8           # occluder side (pixels)
     stride: int = 2           # occluder step (pixels)
 
 
 CONFIGS = {
-    "smoke": InsideConfig(n_scan=500, n_val_scenes=48, n_eval_scenes=64, regressor_steps=5),
-    "cpu": InsideConfig(n_scan=None, n_val_scenes=200, n_eval_scenes=500, regressor_steps=100),
-    "gpu": InsideConfig(n_scan=None, n_val_scenes=500, n_eval_scenes=2000, regressor_steps=1500),
+    "smoke": InsideConfig(n_scan=500, n_val_scenes=48, n_eval_scenes=64, regressor_steps=5, n_train_scenes=256),
+    "cpu": InsideConfig(n_scan=None, n_val_scenes=200, n_eval_scenes=500, regressor_steps=100, n_train_scenes=2000),
+    "gpu": InsideConfig(n_scan=None, n_val_scenes=500, n_eval_scenes=2000, regressor_steps=1500,
+                        n_train_scenes=20_000),
 }
 
 
