@@ -133,14 +133,15 @@ def _try_load(name: str, folder: Path, model: nn.Module, min_profile: str) -> di
         warnings.warn(f"{where} does not fit {type(model).__name__} ({problem}); not using it", CheckpointWarning)
         return None
     model.load_state_dict(state, strict=True)
-    return dict(entry, source=str(folder))
+    return dict(entry, source=str(folder), origin="shipped" if folder == shipped_dir() else "cached")
 
 
 def load(name: str, model: nn.Module, train: Callable[[nn.Module], dict] | None = None,
          profile: str = "auto") -> dict:
     """Fill ``model`` from the checkpoint ``name``: shipped, else cached, else ``train(model)`` then save.
 
-    ``train`` returns the metrics to keep in the manifest. Returns the manifest entry, with ``source``.
+    ``train`` returns the metrics to keep in the manifest. Returns the manifest entry, with ``source``
+    (the folder) and ``origin``: ``"shipped"``, ``"cached"`` or ``"trained"`` (just now).
     """
     profile = resolve(profile)
     for folder in (shipped_dir(), cache_checkpoint_dir()):
@@ -156,4 +157,4 @@ def load(name: str, model: nn.Module, train: Callable[[nn.Module], dict] | None 
     metrics = train(model)
     seconds = time.perf_counter() - start
     path = save(name, model, cache_checkpoint_dir(), profile=profile, seconds=seconds, metrics=metrics)
-    return dict(read_manifest(path.parent)[name], source=str(path.parent))
+    return dict(read_manifest(path.parent)[name], source=str(path.parent), origin="trained")
