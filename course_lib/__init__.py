@@ -10,7 +10,7 @@ One small package per chapter (``course_lib.cnn``, ...) plus a shared core:
 - ``plots``, ``widgets``, ``utils`` (seeding, device, AMP)
 - ``metrics``     features of the Fashion-MNIST judge classifier, FID
 
-Chapters: ``cnn`` (01), ``inside`` (02).
+Chapters: ``cnn`` (01), ``inside`` (02), ``detection`` (03-04).
 
 Shape glossary used in every docstring and comment:
 

@@ -1,0 +1,23 @@
+"""Chapters 03-04, object detection: the kernels of a region-based detector, written out.
+
+Girshick, Donahue, Darrell & Malik 2014, "Rich feature hierarchies for accurate object detection and semantic
+segmentation" (R-CNN): propose ~2000 class-agnostic regions, classify each, refine its box by regression,
+prune each class with non-maximum suppression. The proposals come from selective search (Uijlings, van de
+Sande, Gevers & Smeulders 2013, "Selective Search for Object Recognition"). YOLO v1 (Redmon, Divvala, Girshick
+& Farhadi 2016, "You Only Look Once: Unified, Real-Time Object Detection") drops the proposals and regresses
+boxes on a grid, but is scored and pruned with the same IoU, NMS and mAP.
+
+- ``boxes``      box_area, box_iou, nms, batched_nms; encode / decode, the box coding of R-CNN's regressor
+- ``metrics``    COCO-style mean average precision, with the precision-recall curve built in the open
+- ``proposals``  selective search: felzenszwalb superpixels grouped hierarchically
+
+Every kernel is tested against a trusted implementation (torchvision.ops, torchvision's BoxCoder,
+torchmetrics / pycocotools) in tests/test_detection_kernels.py.
+"""
+
+from course_lib.detection.boxes import batched_nms, box_area, box_iou, decode, encode, nms
+from course_lib.detection.metrics import average_precision_101, mean_average_precision, precision_recall
+from course_lib.detection.proposals import selective_search
+
+__all__ = ["average_precision_101", "batched_nms", "box_area", "box_iou", "decode", "encode",
+           "mean_average_precision", "nms", "precision_recall", "selective_search"]

@@ -1,0 +1,123 @@
+"""Mean average precision, COCO style, written out so that precision and recall can be watched being built.
+
+Everingham et al. 2010 ("The PASCAL Visual Object Classes (VOC) Challenge", Sec. 4.2) define average precision
+as the mean, over equally spaced recall levels r, of the *interpolated* precision
+p_interp(r) = max_{r' >= r} p(r'); Lin et al. 2014 (COCO) use 101 recall levels 0, 0.01, ..., 1 and cap the
+detections at 100 per image. For one class, over the whole data set:
+
+1. in each image, sort the class's detections by decreasing score (keep the first 100) and match them
+   greedily to its ground-truth boxes: a detection is a true positive when some not-yet-matched ground truth
+   has IoU >= threshold with it (the best such one is taken); otherwise it is a false positive;
+2. pool the detections of all images, sort by decreasing score, and after each one count
+   precision = TP / (TP + FP) and recall = TP / n_gt;
+3. AP = mean over the 101 recall levels of the interpolated precision (0 beyond the highest recall).
+
+mAP is the mean of AP over the classes that have at least one ground-truth box; a class seen only in the
+predictions is left out, and with no ground truth at all the result is -1 (pycocotools' "absent" marker).
+``mean_average_precision`` equals ``torchmetrics.detection.MeanAveragePrecision(iou_thresholds=[t],
+box_format="xyxy").compute()["map"]`` (pycocotools backend, area range "all"); the tests check it.
+
+preds and targets are lists with one dict per image, in torchmetrics' format:
+preds ``{"boxes": (K, 4) float xyxy, "scores": (K,) float, "labels": (K,) int}``,
+targets ``{"boxes": (G, 4) float xyxy, "labels": (G,) int}``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from course_lib.detection.boxes import box_iou
+
+MAX_DETECTIONS = 100                       # per image and per class, as COCOeval applies maxDets
+RECALL_LEVELS = torch.linspace(0, 1, 101)  # float32, exactly the points torchmetrics hands to pycocotools
+
+
+def _check_images(preds: list[dict], targets: list[dict]) -> None:
+    if not isinstance(preds, (list, tuple)) or not isinstance(targets, (list, tuple)) or len(preds) != len(targets):
+        raise ValueError("expected preds and targets as lists of the same length, one dict per image")
+    for kind, items, keys in (("preds", preds, ("boxes", "scores", "labels")),
+                              ("targets", targets, ("boxes", "labels"))):
+        for item in items:
+            boxes = item.get("boxes") if isinstance(item, dict) else None
+            if (not isinstance(boxes, Tensor) or boxes.ndim != 2 or boxes.shape[1] != 4
+                    or not boxes.is_floating_point() or any(not isinstance(item.get(k), Tensor) for k in keys)
+                    or any(tuple(item[k].shape) != (len(boxes),) for k in keys[1:])
+                    or item["labels"].is_floating_point()):
+                raise ValueError(f"expected {kind} as dicts with boxes of shape (N, 4) float and "
+                                 f"{', '.join(keys[1:])} of shape (N,) (labels int)")
+
+
+def match_detections(boxes: Tensor, scores: Tensor, gt_boxes: Tensor, iou_threshold: float) -> Tensor:
+    """One image, one class: detections boxes (D, 4), scores (D,), ground truth gt_boxes (G, 4), xyxy
+    -> is_true_positive (D,) bool, in order of decreasing score (equal scores: input order).
+
+    Greedy, as COCOeval.evaluateImg: each detection in turn takes the unmatched ground truth with the
+    highest IoU, if that IoU is >= iou_threshold (equal IoUs: the later ground truth, as COCO's loop does).
+    Each ground truth is matched at most once. IoU of two zero-area boxes counts as 0.
+    """
+    if not isinstance(scores, Tensor) or not isinstance(boxes, Tensor) or tuple(scores.shape) != (len(boxes),):
+        raise ValueError(f"expected scores of shape (D,) for boxes (D, 4), got {getattr(scores, 'shape', scores)}")
+    order = scores.argsort(descending=True, stable=True)              # (D,)
+    iou = box_iou(boxes[order].double(), gt_boxes.double()).nan_to_num(0.0)  # (D, G)
+    threshold = min(iou_threshold, 1 - 1e-10)                           # COCO's cap, so IoU = 1 still matches
+    matched = torch.zeros(len(gt_boxes), dtype=torch.bool)              # (G,)
+    is_tp = torch.zeros(len(boxes), dtype=torch.bool)                   # (D,)
+    for d in range(len(boxes)):
+        candidates = (iou[d] >= threshold) & ~matched                   # (G,)
+        if candidates.any():
+            best_iou = iou[d][candidates].max()
+            g = int((candidates & (iou[d] == best_iou)).nonzero().max())  # the last of the best
+            matched[g], is_tp[d] = True, True
+    return is_tp
+
+
+def precision_recall(preds: list[dict], targets: list[dict], label: int,
+                     iou_threshold: float = 0.5) -> tuple[Tensor, Tensor, int]:
+    """The precision-recall curve of one class over all images -> precision (D,), recall (D,) float64 after
+    each of the D pooled detections (sorted by decreasing score), and n_gt, the class's ground-truth count."""
+    _check_images(preds, targets)
+    scores, is_tp, n_gt = [], [], 0
+    for pred, target in zip(preds, targets):
+        mine, gt = pred["labels"] == label, target["boxes"][target["labels"] == label]   # (K,) bool, (G, 4)
+        top = pred["scores"][mine].argsort(descending=True, stable=True)[:MAX_DETECTIONS]
+        boxes, image_scores = pred["boxes"][mine][top], pred["scores"][mine][top]         # (D_i, 4), (D_i,)
+        is_tp.append(match_detections(boxes, image_scores, gt, iou_threshold))
+        scores.append(image_scores.sort(descending=True, stable=True).values)
+        n_gt += len(gt)
+    scores, is_tp = torch.cat(scores).double(), torch.cat(is_tp)        # (D,) each, image by image
+    order = scores.argsort(descending=True, stable=True)                # pooled; ties: earlier image first
+    tp = is_tp[order].double().cumsum(0)                                # (D,) true positives so far
+    fp = (~is_tp[order]).double().cumsum(0)                             # (D,) false positives so far
+    precision = tp / (tp + fp)
+    recall = tp / max(n_gt, 1)
+    return precision, recall, n_gt
+
+
+def average_precision_101(precision: Tensor, recall: Tensor) -> float:
+    """Area under one precision (D,) / recall (D,) curve, COCO's way: replace each precision by the best
+    precision at that recall or beyond (the monotone envelope, p_interp), then average it at the 101 recall
+    levels 0, 0.01, ..., 1; a level above the highest recall reached counts 0."""
+    if (not isinstance(precision, Tensor) or not isinstance(recall, Tensor) or precision.ndim != 1
+            or precision.shape != recall.shape):
+        raise ValueError(f"expected precision and recall of the same shape (D,), "
+                         f"got {getattr(precision, 'shape', precision)} and {getattr(recall, 'shape', recall)}")
+    envelope = precision.double().flip(0).cummax(0).values.flip(0)      # (D,) non-increasing
+    levels = RECALL_LEVELS.double()                                     # (101,)
+    first = torch.searchsorted(recall.double().contiguous(), levels, side="left")  # first detection reaching each level
+    reached = first < len(recall)                                       # (101,)
+    sampled = torch.zeros(len(levels), dtype=torch.float64)
+    sampled[reached] = envelope[first[reached]]
+    return float(sampled.mean())
+
+
+def mean_average_precision(preds: list[dict], targets: list[dict], iou_threshold: float = 0.5) -> float:
+    """COCO-style mAP at one IoU threshold: the mean of ``average_precision_101`` over the labels that have
+    ground truth (labels found only in preds are left out). -1.0 when no image has a ground-truth box."""
+    _check_images(preds, targets)
+    labels = sorted(set(torch.cat([t["labels"] for t in targets] + [torch.zeros(0, dtype=torch.int64)]).tolist()))
+    aps = []
+    for label in labels:
+        precision, recall, n_gt = precision_recall(preds, targets, label, iou_threshold)
+        aps.append(average_precision_101(precision, recall))
+    return sum(aps) / len(aps) if aps else -1.0
