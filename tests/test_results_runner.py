@@ -229,7 +229,9 @@ def test_results_md_has_both(run):
 def test_inplace_replaces_only_the_clean_notebook(run):
     good, bad = run["good"], run["bad"]
     assert good.read_bytes() != run["originals"][good]
-    assert good.read_bytes() == (run["out"] / "good.ipynb").read_bytes()
+    committed, executed = (nbformat.read(p, as_version=4) for p in (good, run["out"] / "good.ipynb"))
+    assert committed.cells == executed.cells  # the executed copy, outputs and all
+    assert committed.metadata.papermill["input_path"] == "good.ipynb"  # no machine paths left behind
     assert metrics_from_notebook(nbformat.read(good, as_version=4))["answer"] == 42.0
     assert bad.read_bytes() == run["originals"][bad]
 
