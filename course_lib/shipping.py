@@ -36,11 +36,25 @@ def _scene_box_regressor():
     return BoxRegressor(size=scenes.SIZE), lambda m: scenes.train_box_regressor(m, scenes.SHIPPED)
 
 
+def _rcnn():
+    from course_lib.detection import rcnn
+
+    return rcnn.RCNN(), lambda m: rcnn.train_rcnn(m, rcnn.SHIPPED)
+
+
+def _yolo():
+    from course_lib.detection import yolo, yolo_train
+
+    return yolo.YOLOv1(), lambda m: yolo_train.train_yolo(m, yolo_train.SHIPPED)
+
+
 SHIPPED: dict[str, Callable[[], tuple[nn.Module, Callable[[nn.Module], dict]]]] = {
     "fmnist_classifier": _classifier("fmnist_classifier"),
     "fmnist_alexnet": _classifier("fmnist_alexnet"),
     "scene_classifier": _scene_classifier,
     "scene_box_regressor": _scene_box_regressor,
+    "rcnn": _rcnn,
+    "yolo_v1": _yolo,
 }
 
 

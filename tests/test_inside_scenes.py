@@ -37,7 +37,8 @@ def test_loaders_train_and_cache_when_nothing_is_shipped(monkeypatch):
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("name", ["scene_classifier", "scene_box_regressor", "fmnist_alexnet", "fmnist_classifier"])
+@pytest.mark.parametrize("name", ["scene_classifier", "scene_box_regressor", "fmnist_alexnet", "fmnist_classifier",
+                                  "rcnn", "yolo_v1"])
 def test_shipped_checkpoints_are_listed_with_metrics(name):
     manifest = checkpoints.read_manifest(checkpoints.shipped_dir())
     assert name in manifest, f"{name} is not shipped: run `make checkpoints`"

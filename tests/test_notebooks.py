@@ -81,6 +81,8 @@ EXPECTED = {
     "00_start_here": {"fmnist_train_images", "fmnist_test_images", "scene_objects_mean"},
     "01_cnn_architectures": {"alexnet_test_acc", "googlenet_test_acc", "resnet_test_acc", "densenet_test_acc",
                              "judge_test_acc", "fid_real_vs_real", "fid_real_vs_noisy"},
+    "03_rcnn": {"ss_recall50", "ss_proposals_per_scene", "rcnn_map50", "rcnn_seconds_per_image"},
+    "04_yolo": {"yolo_map50", "yolo_images_per_second", "rcnn_images_per_second"},
     "02_inside_a_cnn": {"scene_classifier_acc", "saliency_box_iou", "regressor_box_iou", "saliency_pointing_acc",
                         "regressor_pointing_acc"},
 }
@@ -101,6 +103,10 @@ def test_smoke_execution(path, tmp_path):
         # the shipped judge is loaded even in the smoke profile, so its accuracy is real
         assert metrics["judge_test_acc"] >= 0.92
         assert 0 <= metrics["fid_real_vs_real"] < metrics["fid_real_vs_noisy"]
+    if path.stem in ("03_rcnn", "04_yolo"):  # shipped detectors: meaningful even on a few smoke scenes
+        assert metrics.get("rcnn_map50", 1) > 0.3 and metrics.get("yolo_map50", 1) > 0.3
+    if path.stem == "04_yolo":
+        assert metrics["yolo_images_per_second"] > metrics["rcnn_images_per_second"]
     if path.stem == "02_inside_a_cnn":
         assert all(0 <= metrics[name] <= 1 for name in EXPECTED[path.stem])
         assert metrics["scene_classifier_acc"] > 0.5  # shipped, so meaningful even in smoke

@@ -10,6 +10,8 @@ boxes on a grid, but is scored and pruned with the same IoU, NMS and mAP.
 - ``boxes``      box_area, box_iou, nms, batched_nms; encode / decode, the box coding of R-CNN's regressor
 - ``metrics``    COCO-style mean average precision, with the precision-recall curve built in the open
 - ``proposals``  selective search: felzenszwalb superpixels grouped hierarchically
+- ``rcnn``       warp proposals, classify (+ background), regress boxes, per-class NMS; training and loading
+- ``yolo``       YOLO v1: the S x S grid, the loss of Eq. 3 term by term, decoding; ``yolo_train``: training
 
 Every kernel is tested against a trusted implementation (torchvision.ops, torchvision's BoxCoder,
 torchmetrics / pycocotools) in tests/test_detection_kernels.py.
