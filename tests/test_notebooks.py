@@ -88,13 +88,19 @@ EXPECTED = {
 }
 
 
+TIMINGS = ("_seconds", "_per_second", "seconds_per_image")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_smoke_execution(path, tmp_path):
-    """Execute the notebook with papermill in the smoke profile; check what it recorded."""
-    result = execute(path, tmp_path / path.name, "smoke")
-    assert "error" not in result, result.get("error")
-    metrics = result["metrics"]
+    """Execute the notebook twice with papermill in the smoke profile; check what it recorded, and that
+    both runs recorded the same numbers (timings excepted): the course is deterministic."""
+    runs = [execute(path, tmp_path / f"run{i}_{path.name}", "smoke") for i in range(2)]
+    assert all("error" not in r for r in runs), [r.get("error") for r in runs]
+    result, metrics = runs[0], runs[0]["metrics"]
+    first, second = ({k: v for k, v in r["metrics"].items() if not k.endswith(TIMINGS)} for r in runs)
+    assert first == second, {k: (first[k], second.get(k)) for k in first if first[k] != second.get(k)}
     assert EXPECTED.get(path.stem, set()) <= set(metrics), sorted(metrics)
     if path.stem == "00_start_here":
         assert metrics["fmnist_train_images"] == 60000 and metrics["fmnist_test_images"] == 10000
@@ -111,3 +117,4 @@ def test_smoke_execution(path, tmp_path):
         assert all(0 <= metrics[name] <= 1 for name in EXPECTED[path.stem])
         assert metrics["scene_classifier_acc"] > 0.5  # shipped, so meaningful even in smoke
     print(json.dumps({path.stem: result["seconds"]}))
+
