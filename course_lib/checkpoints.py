@@ -110,8 +110,11 @@ def _try_load(name: str, folder: Path, model: nn.Module, min_profile: str) -> di
     entry = read_manifest(folder).get(name)
     if entry is None:
         return None
-    path = folder / entry["file"]
     where = f"checkpoint {name!r} in {folder}"
+    if not isinstance(entry, dict) or not {"file", "sha256"} <= set(entry) or entry.get("profile", "cpu") not in PROFILES:
+        warnings.warn(f"{where}: its manifest entry is malformed ({entry!r:.80}); not using it", CheckpointWarning)
+        return None
+    path = folder / entry["file"]
     if not path.is_file():
         warnings.warn(f"{where}: the manifest lists {path.name} but the file is missing", CheckpointWarning)
         return None

@@ -88,7 +88,7 @@ def _find_local() -> Path | None:
 
 def _torchvision_root(folder: Path) -> Path:
     """A root whose ``FashionMNIST/raw`` holds the uncompressed files of ``folder``."""
-    if folder.name == "raw" and all((folder / f).is_file() for f in FILES):
+    if folder.name == "raw" and folder.parent.name == "FashionMNIST" and all((folder / f).is_file() for f in FILES):
         return folder.parent.parent
     stats = [(f, p.stat().st_size, p.stat().st_mtime_ns) for f in FILES
              for p in (folder / f, folder / f"{f}.gz") if p.is_file()]

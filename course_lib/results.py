@@ -21,6 +21,9 @@ def record(name: str, value: float, fmt: str = ".4g") -> float:
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"metric name must be an identifier like 'test_acc', got {name!r}")
     if hasattr(value, "item"):
+        n = value.numel() if hasattr(value, "numel") else int(getattr(value, "size", 1))  # torch / numpy
+        if n != 1:
+            raise ValueError(f"metric {name!r} must be one number, got an array of shape {tuple(value.shape)}")
         value = value.item()
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
         raise ValueError(f"metric {name!r} must be a finite real number, got {value!r}")

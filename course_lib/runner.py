@@ -36,6 +36,7 @@ def execute(path: Path, output: Path, profile: str, timeout: int = 1800) -> dict
     """Execute one notebook into ``output``; return {'seconds', 'metrics'} or {'seconds', 'error'}."""
     import papermill as pm
 
+    saved = {k: os.environ.get(k) for k in ("COURSE_HEADLESS", "COURSE_PROFILE")}
     os.environ["COURSE_HEADLESS"] = "1"  # inherited by the kernel
     os.environ["COURSE_PROFILE"] = profile  # so library code that resolves "auto" agrees
     start = time.perf_counter()
@@ -49,6 +50,12 @@ def execute(path: Path, output: Path, profile: str, timeout: int = 1800) -> dict
         return {"seconds": time.perf_counter() - start, "error": f"{where}: {err.ename}: {err.evalue}"}
     except Exception as err:  # kernel died, bad JSON, missing kernel, ...
         return {"seconds": time.perf_counter() - start, "error": f"{type(err).__name__}: {err}"}
+    finally:  # the caller's environment as it was
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     seconds = time.perf_counter() - start
     return {"seconds": round(seconds, 1), "metrics": metrics_from_notebook(nbformat.read(output, as_version=4))}
 
@@ -112,8 +119,12 @@ def run_notebooks(notebooks: list[Path], profile: str = "auto", out: Path = Path
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = results_table(results)
     (out / "results.md").write_text(table)
-    if readme is not None:  # after an in-place run: the table of every committed notebook, this run's included
-        update_readme(Path(readme), results_table(committed_results()) if inplace else table)
+    if readme is not None:  # after an in-place run: every committed notebook, with this run's failures marked
+        shown = results
+        if inplace:
+            shown = committed_results()
+            shown["notebooks"].update({s: r for s, r in results["notebooks"].items() if "error" in r})
+        update_readme(Path(readme), results_table(shown))
     print("\n" + table)
     failed = [s for s, r in results["notebooks"].items() if "error" in r]
     if failed:

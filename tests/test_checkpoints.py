@@ -293,3 +293,16 @@ def test_checkpoints_are_safetensors_not_pickle(cache):
     assert set(header) == {"__metadata__", "weight", "bias"}
     assert header["__metadata__"] == {"name": "tiny"}
     assert header["weight"]["shape"] == [3, 4]
+
+
+@pytest.mark.parametrize("entry", [{"file": "tiny.safetensors", "sha256": "x", "profile": "laptop"},
+                                   {"file": "tiny.safetensors"}, "just a string"])
+def test_malformed_manifest_entry_warns_and_retrains(cache, entry):
+    save("tiny", linear(1.0), profile="cpu")
+    manifest = json.loads((cache / "manifest.json").read_text())
+    manifest["tiny"] = entry
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    model, train = linear(), Trainer(2.0)
+    with pytest.warns(CheckpointWarning, match="malformed"):
+        load("tiny", model, train, profile="cpu")
+    assert train.calls == 1

@@ -96,3 +96,17 @@ def test_exercise_checks(capsys):
     assert not checks.check_dense_inputs(None)
     out = capsys.readouterr().out
     assert out.count("Correct!") == 4 and "Not answered yet" in out
+
+
+def test_googlenet_features_width_is_as_documented():
+    assert cnn.build("googlenet").features(torch.rand(2, 1, 28, 28)).shape == (2, 192)
+
+
+def test_accuracy_and_fit_reject_bad_labels_and_tiny_sets():
+    from course_lib.cnn.train import accuracy, fit
+
+    model = cnn.build("resnet")
+    with pytest.raises(ValueError, match=r"\(4,\)"):
+        accuracy(model, torch.rand(4, 1, 28, 28), torch.zeros(4, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="batch_size=128"):
+        fit(model, torch.rand(100, 1, 28, 28), torch.zeros(100, dtype=torch.long), epochs=1, progress=False)

@@ -255,3 +255,9 @@ def test_cli_rejects_unknown_profile(tmp_path):
     with pytest.raises(ValueError, match="unknown profile"):
         main(["run", "--profile", "huge", str(tmp_path / "x.ipynb"), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", [torch.tensor([0.5, 0.6]), np.array([1.0, 2.0])])
+def test_record_rejects_arrays(value):
+    with pytest.raises(ValueError, match="one number"):
+        record("x", value)

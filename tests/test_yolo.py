@@ -328,3 +328,11 @@ def test_load_yolo_trains_caches_and_reloads(monkeypatch):
     assert again.checkpoint_entry["origin"] == "cached"
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_hflip_of_centres_on_cell_borders_matches_encoding_the_flipped_boxes():
+    boxes = torch.tensor([[4.0, 0.0, 12.0, 8.0], [20.0, 30.0, 36.0, 50.0], [41.0, 9.0, 51.0, 19.0]])
+    targets = [{"boxes": boxes, "labels": torch.tensor([1, 5, 9])}]
+    flipped = boxes[:, [2, 1, 0, 3]] * torch.tensor([-1.0, 1, -1, 1]) + torch.tensor([64.0, 0, 64, 0])
+    _, t = yolo_train.hflip(torch.zeros(1, 1, 64, 64), encode_targets(targets), p=1.0)
+    assert torch.allclose(t, encode_targets([{"boxes": flipped, "labels": targets[0]["labels"]}]), atol=1e-6)

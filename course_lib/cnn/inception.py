@@ -32,7 +32,7 @@ class InceptionModule(nn.Module):
 
 
 class GoogLeNet(nn.Module):
-    """(B, 1, 28, 28) -> logits (B, K). ``features(x)`` gives the pooled (B, 256)."""
+    """(B, 1, 28, 28) -> logits (B, K). ``features(x)`` gives the pooled (B, 8w) = (B, 192) at w = 24."""
 
     def __init__(self, num_classes: int = 10, width: int = 24, dropout: float = 0.2):
         super().__init__()

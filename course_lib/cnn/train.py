@@ -65,6 +65,8 @@ def predict(model: nn.Module, images: Tensor, batch_size: int = 1000) -> Tensor:
 
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
     """Fraction of images (N, 1, S, S) whose arg-max logit equals the label (N,)."""
+    if not isinstance(labels, Tensor) or labels.shape != (len(images),):
+        raise ValueError(f"expected labels of shape ({len(images)},), got {getattr(labels, 'shape', labels)}")
     return (predict(model, images, batch_size).argmax(1) == labels.cpu()).float().mean().item()
 
 
@@ -85,6 +87,9 @@ def fit(model: nn.Module, images: Tensor, labels: Tensor, epochs: int, batch_siz
         lr: float = 2e-3, use_augment: bool = True, seed: int = 0, progress: bool = True) -> dict:
     """Train with AdamW + one-cycle LR on images (N, 1, S, S); returns {'seconds', 'losses'}."""
     check_images(images, size=images.shape[-1] if isinstance(images, Tensor) and images.ndim == 4 else 28)
+    if len(images) < batch_size or labels.shape != (len(images),):
+        raise ValueError(f"expected at least batch_size={batch_size} images (N, 1, S, S) and labels (N,), got "
+                         f"{tuple(images.shape)} and {tuple(labels.shape)}")
     dev = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     steps = epochs * (len(images) // batch_size)

@@ -89,7 +89,7 @@ def rcnn_loss(logits: Tensor, deltas: Tensor, labels: Tensor, target_deltas: Ten
     cls = F.cross_entropy(logits, labels)
     reg = reg_mask & (labels > 0)
     if reg.any():
-        own = deltas[reg, labels[reg] - 1]                          # (R, 4): the predicted class's deltas
+        own = deltas[reg, labels[reg] - 1]                          # (R, 4): the ground-truth class's deltas
         box = F.smooth_l1_loss(own, target_deltas[reg], beta=1 / 9, reduction="sum") / max(len(labels), 1)
     else:
         box = deltas.sum() * 0

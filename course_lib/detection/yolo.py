@@ -44,7 +44,7 @@ class YOLOv1(nn.Module):
     """A small YOLO v1: images (N, 1, size, size) -> pred (N, S, S, B * 5 + C), laid out as in the module
     docstring. The backbone halves the resolution with max pooling until it is S x S (size / S must be a
     power of two), doubling the channels from ``width`` / 2; at 64 px, S = 8, width = 32 it costs about
-    51 MFLOPs per image and its receptive field (62 px) covers the whole canvas."""
+    51 MFLOPs per image; each cell's receptive field is 62 px wide, most of the 64 px canvas."""
 
     def __init__(self, num_classes: int = 10, S: int = 8, B: int = 2, size: int = 64, width: int = 32):
         super().__init__()

@@ -45,10 +45,19 @@ FALLBACK = {"smoke": YOLOTrainConfig(n_scenes=256, epochs=1),
 
 def hflip(images: Tensor, target: Tensor, generator: torch.Generator | None = None, p: float = 0.5) -> tuple[Tensor, Tensor]:
     """Mirror a random fraction ``p`` of images (N, 1, H, W) left-right together with their grid targets
-    (N, S, S, 5 + C): the columns of the grid reverse and a centre at x in its cell moves to 1 - x."""
+    (N, S, S, 5 + C): the columns of the grid reverse and a centre at x in its cell moves to 1 - x
+    (a centre on a cell border moves to the cell ``encode_targets`` would give it)."""
     flip = torch.rand(len(images), generator=generator).to(images.device) < p  # (N,)
     mirrored = target.flip(2)                                           # (N, S, S, 5 + C), columns reversed
-    mirrored[..., 1] = torch.where(mirrored[..., 0] > 0, 1 - mirrored[..., 1], mirrored[..., 1])
+    has = mirrored[..., 0] > 0
+    mirrored[..., 1] = torch.where(has, 1 - mirrored[..., 1], mirrored[..., 1])
+    # a centre on a cell's left edge (x = 0) lands on the right edge of the mirrored cell (x = 1), which
+    # encode_targets gives to the next cell with x = 0: move it there (it replaces a rare occupant)
+    n, r, c = (has & (mirrored[..., 1] >= 1)).nonzero(as_tuple=True)
+    moved = mirrored[n, r, c].clone()
+    moved[:, 1] = 0
+    mirrored[n, r, c] = 0
+    mirrored[n, r, (c + 1).clamp(max=target.shape[2] - 1)] = moved
     return (torch.where(flip[:, None, None, None], images.flip(-1), images),
             torch.where(flip[:, None, None, None], mirrored, target))
 
