@@ -46,6 +46,11 @@ def cache_checkpoint_dir() -> Path:
     return cache_dir() / "checkpoints"
 
 
+def state_path(name: str) -> Path:
+    """Where a run training checkpoint ``name`` keeps its resumable state (``course_lib.resume``)."""
+    return cache_checkpoint_dir() / f"{name}.state.safetensors"
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -160,4 +165,5 @@ def load(name: str, model: nn.Module, train: Callable[[nn.Module], dict] | None 
     metrics = train(model)
     seconds = time.perf_counter() - start
     path = save(name, model, cache_checkpoint_dir(), profile=profile, seconds=seconds, metrics=metrics)
+    state_path(name).unlink(missing_ok=True)  # the finished run's resumable state is no longer needed
     return dict(read_manifest(path.parent)[name], source=str(path.parent), origin="trained")

@@ -19,7 +19,8 @@ def _classifier(name: str) -> Callable[[], tuple[nn.Module, Callable[[nn.Module]
     def make():
         from course_lib.cnn import classifier
 
-        return classifier.build_classifier(name), lambda m: classifier.train_classifier(m, classifier.SHIPPED[name])
+        return classifier.build_classifier(name), lambda m: classifier.train_classifier(
+            m, classifier.SHIPPED[name], state=checkpoints.state_path(name))
     return make
 
 
@@ -76,5 +77,6 @@ def ship_checkpoints(names: list[str]) -> int:
         seconds = time.perf_counter() - start
         profile = "gpu" if device().type == "cuda" else "cpu"
         path = checkpoints.save(name, model, folder, profile=profile, seconds=seconds, metrics=metrics)
+        checkpoints.state_path(name).unlink(missing_ok=True)
         print(f"{name}: {metrics} in {seconds:.0f} s -> {path}")
     return 0

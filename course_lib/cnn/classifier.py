@@ -12,6 +12,7 @@ active profile's sizes (``FALLBACK``) and caches it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from torch import nn
 
@@ -45,10 +46,12 @@ def build_classifier(name: str = CHECKPOINT) -> nn.Module:
     return build(ARCH[name])
 
 
-def train_classifier(model: nn.Module, cfg: TrainConfig, progress: bool = True) -> dict:
-    """Train ``model`` on Fashion-MNIST train with ``cfg``; return its test accuracy and training loss."""
+def train_classifier(model: nn.Module, cfg: TrainConfig, progress: bool = True, state: Path | None = None) -> dict:
+    """Train ``model`` on Fashion-MNIST train with ``cfg``; return its test accuracy and training loss.
+
+    ``state``: a file for the resumable training state (killed runs resume from it; see ``fit``)."""
     train = fashion_mnist("train").subset(cfg.n_train)
-    result = fit(model, train.images, train.labels, cfg.epochs, cfg.batch_size, cfg.lr, progress=progress)
+    result = fit(model, train.images, train.labels, cfg.epochs, cfg.batch_size, cfg.lr, progress=progress, state=state)
     test = fashion_mnist("test")
     return {"test_acc": round(accuracy(model, test.images, test.labels), 4),
             "final_train_loss": round(sum(result["losses"][-50:]) / len(result["losses"][-50:]), 4),
@@ -59,6 +62,7 @@ def load_classifier(device=None, profile: str = "auto", name: str = CHECKPOINT) 
     """A trained classifier in eval mode on ``device``: shipped, else cached, else trained now."""
     model = build_classifier(name).to(device or default_device())
     cfg = pick(FALLBACK, profile)
-    entry = checkpoints.load(name, model, lambda m: train_classifier(m, cfg), profile=profile)
+    entry = checkpoints.load(name, model, lambda m: train_classifier(m, cfg, state=checkpoints.state_path(name)),
+                             profile=profile)
     model.checkpoint_entry = entry  # where it came from and its metrics, for captions
     return model.eval().requires_grad_(False)

@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from course_lib.resume import load_state, save_state
 from course_lib.utils import autocast
 
 
@@ -84,28 +86,45 @@ def count_flops(model: nn.Module, shape: tuple[int, ...] = (1, 1, 28, 28)) -> in
 
 
 def fit(model: nn.Module, images: Tensor, labels: Tensor, epochs: int, batch_size: int = 128,
-        lr: float = 2e-3, use_augment: bool = True, seed: int = 0, progress: bool = True) -> dict:
-    """Train with AdamW + one-cycle LR on images (N, 1, S, S); returns {'seconds', 'losses'}."""
+        lr: float = 2e-3, use_augment: bool = True, seed: int = 0, progress: bool = True,
+        state: Path | None = None, state_every: int = 200) -> dict:
+    """Train with AdamW + one-cycle LR on images (N, 1, S, S); returns {'seconds', 'losses'}.
+
+    With ``state`` (a file path) the run saves its training state every ``state_every`` steps and at the
+    end (``course_lib.resume``); started again with the same arguments after being killed, it resumes
+    from the last saved step and finishes with the same weights as an uninterrupted run.
+    """
     check_images(images, size=images.shape[-1] if isinstance(images, Tensor) and images.ndim == 4 else 28)
     if len(images) < batch_size or labels.shape != (len(images),):
         raise ValueError(f"expected at least batch_size={batch_size} images (N, 1, S, S) and labels (N,), got "
                          f"{tuple(images.shape)} and {tuple(labels.shape)}")
     dev = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
-    steps = epochs * (len(images) // batch_size)
+    per_epoch = len(images) // batch_size
+    steps = epochs * per_epoch
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1))
-    losses, start = [], time.perf_counter()
-    bar = tqdm(total=steps, desc=f"training {type(model).__name__}", disable=not progress)
-    for _ in range(epochs):
-        order = torch.randperm(len(images), generator=g)
-        for i in range(len(images) // batch_size):
-            idx = order[i * batch_size:(i + 1) * batch_size]
-            x, y = images[idx].to(dev), labels[idx].to(dev)
-            if use_augment:
-                x = augment(x, g)
-            losses.append(train_step(model, optimizer, x, y))
-            schedule.step()
-            bar.update()
+    losses, start, step, order = [], time.perf_counter(), 0, None
+    run = {"n": len(images), "epochs": epochs, "batch_size": batch_size, "lr": lr, "augment": use_augment, "seed": seed}
+    if state is not None and (resumed := load_state(state, model, optimizer, schedule, g, config=run)) is not None:
+        step, extra = resumed
+        losses, order = list(extra["losses"].to(dev).unbind()), extra["order"]
+        print(f"resuming from step {step} of {steps} ({state})")
+    bar = tqdm(total=steps, initial=step, desc=f"training {type(model).__name__}", disable=not progress)
+    while step < steps:
+        if step % per_epoch == 0 or order is None:
+            order = torch.randperm(len(images), generator=g)
+        i = step % per_epoch
+        idx = order[i * batch_size:(i + 1) * batch_size]
+        x, y = images[idx].to(dev), labels[idx].to(dev)
+        if use_augment:
+            x = augment(x, g)
+        losses.append(train_step(model, optimizer, x, y))
+        schedule.step()
+        step += 1
+        bar.update()
+        if state is not None and (step % state_every == 0 or step == steps):
+            save_state(state, step, model, optimizer, schedule, g, config=run,
+                       extra={"losses": torch.stack(losses), "order": order})
     bar.close()
     return {"seconds": time.perf_counter() - start, "losses": torch.stack(losses).tolist() if losses else []}
