@@ -1,0 +1,103 @@
+"""The Colab path, as a learner meets it: a Python where ``google.colab`` is importable and course_lib is not.
+
+A fresh virtual environment is made that sees the course's dependencies (torch, ...) but not course_lib.
+Each notebook's setup cell must then install course_lib from the repository -- here the local checkout,
+through the one environment variable ``COURSE_REPO`` -- pick the device, and let the next cells run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import site
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def first_cells(path: Path) -> list[str]:
+    """The setup cell, the parameters cell and the first cell after them (papermill's injected cell skipped)."""
+    cells = [c for c in nbformat.read(path, as_version=4).cells
+             if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
+    return [c.source for c in cells[:3]]
+
+
+def test_every_notebook_has_the_same_setup_cell():
+    setups = {first_cells(p)[0] for p in NOTEBOOKS}
+    assert len(setups) == 1, "the setup cells differ; the Colab test below runs only notebook 00's"
+
+
+RUNNER = textwrap.dedent("""
+    import json, sys, torch
+    cells = json.load(open(sys.argv[1]))
+    if sys.argv[2] == "cuda":  # pretend Colab gave us a GPU: the setup cell must pick it
+        torch.cuda.is_available = lambda: True
+        torch.cuda.get_device_name = lambda index=0: "Tesla T4 (pretend)"
+        cells = cells[:1]
+    scope = {}
+    for source in cells:
+        exec(compile(source, "<cell>", "exec"), scope)
+    import course_lib
+    print(json.dumps({"in_colab": scope["IN_COLAB"], "device": str(scope["DEVICE"]), "course_lib": course_lib.__file__,
+                      "profile": scope.get("PROFILE")}))
+""")
+
+
+@pytest.fixture(scope="module")
+def colab_python(tmp_path_factory):
+    """A new venv with a fake ``google.colab``, the project's dependencies visible, course_lib not installed."""
+    where = tmp_path_factory.mktemp("colab")
+    venv = where / "venv"
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                  capture_output=True, text=True, check=True).stdout.strip())
+    # Colab comes with torch & co preinstalled: a .pth line puts our site-packages on the path. Its own .pth
+    # files (the editable install of course_lib among them) are not processed, so course_lib stays missing.
+    (purelib / "course_deps.pth").write_text(site.getsitepackages()[0] + "\n")
+    fake = where / "fake_colab" / "google" / "colab"  # a namespace package 'google' with 'google.colab' in it
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('"""Stands in for Colab\'s module in tests."""\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
+    env.update(PYTHONPATH=str(where / "fake_colab"), COURSE_REPO=str(ROOT), COURSE_PROFILE="smoke",
+               PIP_DISABLE_PIP_VERSION_CHECK="1")
+    check = subprocess.run([str(python), "-c", "import importlib.util as u; print(u.find_spec('course_lib'), "
+                            "u.find_spec('google.colab') is not None, u.find_spec('torch') is not None)"],
+                           capture_output=True, text=True, env=env, cwd=where, check=True)
+    assert check.stdout.split() == ["None", "True", "True"], check.stdout
+    return python, env, where
+
+
+def run_cells(colab_python, notebook: Path, device: str) -> dict:
+    python, env, where = colab_python
+    cells = where / f"{notebook.stem}.json"
+    cells.write_text(json.dumps(first_cells(notebook)))
+    (where / "runner.py").write_text(RUNNER)
+    done = subprocess.run([str(python), str(where / "runner.py"), str(cells), device], capture_output=True,
+                          text=True, env=env, cwd=where, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_colab_setup_cell_installs_course_lib_and_the_next_cells_run(colab_python):
+    found = run_cells(colab_python, NOTEBOOKS[0], "cpu")
+    assert found["in_colab"] is True
+    assert Path(found["course_lib"]).resolve().is_relative_to(ROOT), found  # installed from COURSE_REPO
+    assert found["device"] == "cpu" and found["profile"] == "auto"
+    python, env, where = colab_python
+    shown = subprocess.run([str(python), "-m", "pip", "show", "course_lib"], capture_output=True, text=True, env=env)
+    assert "Editable project location: " + str(ROOT) in shown.stdout, shown.stdout
+
+
+@pytest.mark.slow
+def test_colab_setup_cell_picks_the_gpu(colab_python):
+    run_cells(colab_python, NOTEBOOKS[0], "cpu")  # installs course_lib if the test above did not run
+    assert run_cells(colab_python, NOTEBOOKS[0], "cuda")["device"] == "cuda"
