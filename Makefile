@@ -9,7 +9,7 @@ PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed
 JOBS       ?= 2
 
-.PHONY: setup data course test lab results checkpoints clean
+.PHONY: setup data browser course test lab results checkpoints clean
 
 setup: $(STAMP) data
 
@@ -29,18 +29,26 @@ data: $(STAMP)
 	fi
 	$(PY) -c "from course_lib.data import fashion_mnist as f; print('Fashion-MNIST:', len(f('train')), 'train,', len(f('test')), 'test')"
 
+# Debian's Chromium for tests/test_browser.py (Playwright drives it; no browser download). Without it,
+# as a non-root user, that test is skipped and says how to install it.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "apt-get could not install chromium; the browser test will be skipped"; \
+	fi
+
 # Execute every notebook headless (profile: auto = gpu with CUDA, else cpu) and print the results table.
 course: setup
 	$(PY) -m course_lib run --profile $(PROFILE) --out runs/$(PROFILE)
 
 # Unit tests, every notebook executed in the smoke profile (papermill, in parallel), and nbval on
 # copies of the committed notebooks (injected PROFILE set to smoke) for the cells marked NBVAL_CHECK_OUTPUT.
-test: setup
+test: setup browser
 	$(PY) tests/nbval_copies.py runs/nbval
 	OMP_NUM_THREADS=1 COURSE_PROFILE=smoke COURSE_HEADLESS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile tests --nbval-lax runs/nbval
 
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Re-execute the committed notebooks in the cpu profile and refresh README's results table.
 results: setup

@@ -118,3 +118,21 @@ def test_smoke_execution(path, tmp_path):
         assert metrics["scene_classifier_acc"] > 0.5  # shipped, so meaningful even in smoke
     print(json.dumps({path.stem: result["seconds"]}))
 
+
+
+CPU_TOLERANCE = 0.02  # relative. Two cpu runs on one machine agree exactly; other CPUs and thread counts round differently.
+
+
+@pytest.mark.slow
+def test_cpu_rerun_agrees_with_the_committed_run(tmp_path):
+    """Run notebook 04 (a short training loop, then the shipped detectors) in the cpu profile again: every
+    number it records agrees with the committed cpu run within CPU_TOLERANCE, timings excepted."""
+    path = ROOT / "notebooks" / "04_yolo.ipynb"
+    committed = metrics_from_notebook(nbformat.read(path, as_version=4))
+    run = execute(path, tmp_path / path.name, "cpu")
+    assert "error" not in run, run.get("error")
+    compared = {k for k in committed if not k.endswith(TIMINGS)}
+    assert compared and compared <= set(run["metrics"])
+    far = {k: (committed[k], run["metrics"][k]) for k in compared
+           if abs(run["metrics"][k] - committed[k]) > CPU_TOLERANCE * abs(committed[k])}
+    assert not far, far
