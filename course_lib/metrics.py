@@ -41,8 +41,26 @@ def confidence(images: Tensor) -> float:
     return logits.softmax(-1).amax(-1).mean().item()
 
 
+def _check_gaussian(mu: Tensor, cov: Tensor, D: int, name: str) -> None:
+    """Raise a ValueError unless mu is (D,) and cov a (D, D) symmetric positive semi-definite matrix."""
+    ok = isinstance(mu, Tensor) and isinstance(cov, Tensor) and mu.shape == (D,) and cov.shape == (D, D)
+    if ok and D:
+        cov = cov.double()
+        scale = float(cov.abs().max()) + 1e-300
+        ok = bool((cov - cov.T).abs().max() <= 1e-6 * scale) and float(torch.linalg.eigvalsh(cov)[0]) >= -1e-6 * scale
+    if not ok:
+        D = D if D >= 0 else "D"
+        raise ValueError(f"expected mu_{name} of shape ({D},) and cov_{name} of shape (D, D) = ({D}, {D}), "
+                         f"symmetric positive semi-definite, got {tuple(getattr(mu, 'shape', ()))} and "
+                         f"{tuple(getattr(cov, 'shape', ()))}")
+
+
 def frechet_distance(mu_a: Tensor, cov_a: Tensor, mu_b: Tensor, cov_b: Tensor) -> float:
-    """Eq. 6 for Gaussians (D,), (D, D). Tr (C_a C_b)^{1/2} = sum sqrt(eig(C_a^{1/2} C_b C_a^{1/2}))."""
+    """Eq. 6 for Gaussians (D,), (D, D). Tr (C_a C_b)^{1/2} = sum sqrt(eig(C_a^{1/2} C_b C_a^{1/2})).
+    The covariances must be symmetric positive semi-definite (up to rounding), as covariances are."""
+    D = mu_a.shape[0] if isinstance(mu_a, Tensor) and mu_a.ndim == 1 else -1
+    _check_gaussian(mu_a, cov_a, D, "a")
+    _check_gaussian(mu_b, cov_b, D, "b")
     mu_a, cov_a, mu_b, cov_b = (t.double() for t in (mu_a, cov_a, mu_b, cov_b))
     evals, evecs = torch.linalg.eigh(cov_a)
     sqrt_a = evecs @ torch.diag(evals.clamp(min=0).sqrt()) @ evecs.T       # C_a^{1/2}
@@ -52,10 +70,12 @@ def frechet_distance(mu_a: Tensor, cov_a: Tensor, mu_b: Tensor, cov_b: Tensor) -
 
 def gaussian(feats: Tensor) -> tuple[Tensor, Tensor]:
     """Mean (D,) and unbiased covariance (D, D) of features (N, D), N >= 2."""
-    if feats.ndim != 2 or len(feats) < 2:
-        raise ValueError(f"expected features (N, D) with N >= 2, got {tuple(feats.shape)}")
+    if not isinstance(feats, Tensor) or feats.ndim != 2 or len(feats) < 2:
+        raise ValueError(f"expected features (N, D) with N >= 2, got {tuple(getattr(feats, 'shape', ()))} "
+                         f"{type(feats).__name__}")
     feats = feats.double()
-    return feats.mean(0), torch.cov(feats.T)
+    D = feats.shape[1]
+    return feats.mean(0), torch.cov(feats.T).reshape(D, D)           # torch.cov gives a scalar when D = 1
 
 
 def fid(a: Tensor, b: Tensor) -> float:

@@ -29,6 +29,9 @@ def check_images(x: Tensor, size: int = 28) -> None:
 
 def augment(x: Tensor, generator: torch.Generator | None = None, shift: int = 2) -> Tensor:
     """Random horizontal flip and random translation by up to ``shift`` pixels: (B, C, H, W) -> same."""
+    if not isinstance(x, Tensor) or x.ndim != 4 or not isinstance(shift, int) or shift < 0:
+        raise ValueError(f"expected x of shape (B, C, H, W) and an int shift >= 0, "
+                         f"got {tuple(getattr(x, 'shape', ()))} and shift={shift!r}")
     B, C, H, W = x.shape
     flip = torch.rand(B, generator=generator) < 0.5
     x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
@@ -54,21 +57,23 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y:
 
 @torch.no_grad()
 def predict(model: nn.Module, images: Tensor, batch_size: int = 1000) -> Tensor:
-    """Logits (N, K) for images (N, 1, S, S), in batches, in eval mode, on the model's device."""
+    """Logits (N, K) for images (N, 1, S, S), in batches, in eval mode, on the model's device and in its
+    dtype (float16 or float64 images are cast to it)."""
     check_images(images, size=images.shape[-1] if isinstance(images, Tensor) and images.ndim == 4 else 28)
     model.eval()
-    dev = next(model.parameters()).device
+    weight = next(model.parameters())
     out = []
-    for i in range(0, len(images), batch_size):
-        with autocast(dev):
-            out.append(model(images[i:i + batch_size].to(dev)).float().cpu())
-    return torch.cat(out) if out else torch.zeros(0, 10)
+    for i in range(0, max(len(images), 1), batch_size):              # N = 0: one empty batch gives (0, K)
+        with autocast(weight.device):
+            out.append(model(images[i:i + batch_size].to(weight.device, weight.dtype)).float().cpu())
+    return torch.cat(out)
 
 
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
-    """Fraction of images (N, 1, S, S) whose arg-max logit equals the label (N,)."""
-    if not isinstance(labels, Tensor) or labels.shape != (len(images),):
-        raise ValueError(f"expected labels of shape ({len(images)},), got {getattr(labels, 'shape', labels)}")
+    """Fraction of images (N, 1, S, S), N >= 1, whose arg-max logit equals the label (N,)."""
+    if not isinstance(labels, Tensor) or labels.shape != (len(images),) or len(images) == 0:
+        raise ValueError(f"expected at least one image and labels of shape ({len(images)},), "
+                         f"got {getattr(labels, 'shape', labels)}")
     return (predict(model, images, batch_size).argmax(1) == labels.cpu()).float().mean().item()
 
 

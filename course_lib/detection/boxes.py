@@ -9,7 +9,8 @@ regressor moves each proposal P towards its ground-truth box G through the codin
 
 Boxes are xyxy: (x0, y0, x1, y1) with x0 <= x1 and y0 <= y1, in pixels. Every kernel here equals its
 torchvision.ops counterpart (``box_area``, ``box_iou``, ``nms``, ``batched_nms``) and ``BoxCoder(weights=(1, 1,
-1, 1))``; tests/test_detection_kernels.py checks it.
+1, 1))``; tests/test_detection_kernels.py and tests/test_fuzz.py check it. Like torchvision, areas and IoUs of
+float16 / bfloat16 boxes are computed in float32 (a 300 x 300 px area overflows float16).
 """
 
 from __future__ import annotations
@@ -34,9 +35,15 @@ def _check_vector(x: Tensor, n: int, name: str, floating: bool) -> None:
                          f"got {getattr(x, 'shape', type(x).__name__)} {getattr(x, 'dtype', '')}")
 
 
+def _upcast(x: Tensor) -> Tensor:
+    """float16 / bfloat16 -> float32 (torchvision's ``_upcast``); other dtypes unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def box_area(boxes: Tensor) -> Tensor:
     """boxes (N, 4) xyxy -> (N,) areas (x1 - x0) * (y1 - y0), not clamped (torchvision's ``box_area``)."""
     _check_boxes(boxes)
+    boxes = _upcast(boxes)
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
@@ -48,6 +55,7 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
     """
     _check_boxes(a, "a")
     _check_boxes(b, "b")
+    a, b = _upcast(a), _upcast(b)
     top_left = torch.maximum(a[:, None, :2], b[None, :, :2])          # (N, M, 2)
     bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])      # (N, M, 2)
     wh = (bottom_right - top_left).clamp(min=0)                        # (N, M, 2) overlap width, height
@@ -64,7 +72,8 @@ def _greedy_suppression(iou: Tensor, scores: Tensor, iou_threshold: float) -> Te
     while order.numel() > 0:
         best, rest = order[0], order[1:]
         keep.append(best)
-        order = rest[~(iou[best, rest] > iou_threshold)]               # NaN IoU (two empty boxes) suppresses nothing
+        # compared in float64, as torchvision does: an IoU of 1/3 in float32 is above a threshold of 1/3
+        order = rest[~(iou[best, rest].double() > iou_threshold)]      # NaN IoU (two empty boxes) suppresses nothing
     return torch.stack(keep) if keep else torch.empty(0, dtype=torch.int64, device=scores.device)
 
 

@@ -77,7 +77,7 @@ def precision_recall(preds: list[dict], targets: list[dict], label: int,
     """The precision-recall curve of one class over all images -> precision (D,), recall (D,) float64 after
     each of the D pooled detections (sorted by decreasing score), and n_gt, the class's ground-truth count."""
     _check_images(preds, targets)
-    scores, is_tp, n_gt = [], [], 0
+    scores, is_tp, n_gt = [torch.zeros(0)], [torch.zeros(0, dtype=torch.bool)], 0   # no images: empty curves
     for pred, target in zip(preds, targets):
         mine, gt = pred["labels"] == label, target["boxes"][target["labels"] == label]   # (K,) bool, (G, 4)
         top = pred["scores"][mine].argsort(descending=True, stable=True)[:MAX_DETECTIONS]

@@ -46,9 +46,9 @@ STRATEGY_WEIGHTS = {"CTSF": (1.0, 1.0, 1.0, 1.0), "TSF": (0.0, 1.0, 1.0, 1.0)}  
 
 
 def _check_image(image: Tensor) -> None:
-    if (not isinstance(image, Tensor) or image.ndim != 3 or image.shape[0] not in (1, 3)
-            or not image.is_floating_point()):
-        raise ValueError(f"expected image of shape (1 or 3, H, W) float in [0, 1], "
+    if (not isinstance(image, Tensor) or image.ndim != 3 or image.shape[0] not in (1, 3) or 0 in image.shape
+            or not image.is_floating_point() or not bool(image.isfinite().all())):
+        raise ValueError(f"expected image of shape (1 or 3, H, W), H, W >= 1, float in [0, 1], "
                          f"got {getattr(image, 'shape', type(image).__name__)} {getattr(image, 'dtype', '')}")
 
 

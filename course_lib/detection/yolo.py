@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_lib.detection.boxes import batched_nms
+from course_lib.detection.boxes import _upcast, batched_nms
 from course_lib.utils import autocast
 
 EPS = 1e-12  # keeps sqrt(w) differentiable when a predicted width underflows to 0
@@ -85,31 +85,41 @@ def encode_targets(targets: list[dict], S: int = 8, size: int = 64, num_classes:
     j = floor(cx / cell), x = cx / cell - j (likewise i, y), w = width / size, h = height / size, with
     cell = size / S. A cell holds one object: when two centres fall into one cell the larger box is kept
     (equal areas: the later one), the other is lost -- YOLO v1's known weakness with crowded objects.
+    Centres are computed in float64, so a centre on a cell border goes to the cell it is exactly in.
     """
+    if not isinstance(targets, (list, tuple)) or not S >= 1 or not size > 0 or not num_classes >= 1:
+        raise ValueError(f"expected targets a list of N dicts with boxes (K, 4) and labels (K,), S >= 1, size > 0 "
+                         f"and num_classes >= 1, got {type(targets).__name__}, S={S}, size={size}, "
+                         f"num_classes={num_classes}")
     out = torch.zeros(len(targets), S, S, 5 + num_classes)
     cell = size / S
     for n, t in enumerate(targets):
+        t = t if isinstance(t, dict) else {}
         boxes, labels = t.get("boxes"), t.get("labels")
         if (not isinstance(boxes, Tensor) or boxes.ndim != 2 or boxes.shape[1] != 4 or not isinstance(labels, Tensor)
-                or tuple(labels.shape) != (len(boxes),) or labels.is_floating_point()):
+                or tuple(labels.shape) != (len(boxes),) or labels.is_floating_point() or labels.dtype == torch.bool):
             raise ValueError(f"expected target {n} with boxes of shape (K, 4) and labels of shape (K,) int, got "
                              f"{tuple(getattr(boxes, 'shape', ()))} and {tuple(getattr(labels, 'shape', ()))}")
         if len(labels) and (labels.min() < 1 or labels.max() > num_classes):
             raise ValueError(f"expected labels in 1..{num_classes}, got {labels.tolist()}")
-        boxes = boxes.float().cpu()
+        boxes = boxes.double().cpu()
         wh = boxes[:, 2:] - boxes[:, :2]                              # (K, 2) pixels
         centre = (boxes[:, :2] + boxes[:, 2:]) / 2 / cell             # (K, 2) in cell units
         ji = centre.floor().long().clamp(0, S - 1)                    # (K, 2) column j, row i
         for k in (wh[:, 0] * wh[:, 1]).argsort(stable=True).tolist():  # small to large: the larger overwrites
             j, i = ji[k].tolist()
             out[n, i, j, :5] = torch.cat([torch.ones(1), centre[k] - ji[k], wh[k] / size])
-            out[n, i, j, 5:] = F.one_hot(labels[k].cpu() - 1, num_classes).float()
+            out[n, i, j, 5:] = F.one_hot(labels[k].long().cpu() - 1, num_classes).float()
     return out
 
 
 def cell_to_xyxy(xywh: Tensor) -> Tensor:
     """xywh (N, S, S, B, 4): centres relative to their cell (row i, column j), sizes relative to the image
     -> (N, S, S, B, 4) xyxy relative to the image, with centre ((j + x) / S, (i + y) / S)."""
+    if (not isinstance(xywh, Tensor) or xywh.ndim != 5 or xywh.shape[1] != xywh.shape[2] or xywh.shape[4] != 4
+            or not xywh.is_floating_point()):
+        raise ValueError(f"expected xywh of shape (N, S, S, B, 4) float, got {tuple(getattr(xywh, 'shape', ()))} "
+                         f"{getattr(xywh, 'dtype', type(xywh).__name__)}")
     N, S, _, B, _ = xywh.shape
     j = torch.arange(S, device=xywh.device, dtype=xywh.dtype).view(1, 1, S, 1)
     i = torch.arange(S, device=xywh.device, dtype=xywh.dtype).view(1, S, 1, 1)
@@ -120,7 +130,17 @@ def cell_to_xyxy(xywh: Tensor) -> Tensor:
 
 def paired_iou(a: Tensor, b: Tensor) -> Tensor:
     """IoU of each box of a (..., 4) with the box at the same place in b (..., 4), xyxy -> (...).
-    The diagonal of ``box_iou``; two zero-area boxes give 0 / 0 = NaN, as there."""
+    The diagonal of ``box_iou``; two zero-area boxes give 0 / 0 = NaN, as there. The shapes may broadcast
+    (one ground truth against B predictors); float16 / bfloat16 are computed in float32, as there."""
+    try:
+        ok = a.is_floating_point() and b.is_floating_point() and a.shape[-1:] == b.shape[-1:] == (4,)
+        torch.broadcast_shapes(a.shape, b.shape)
+    except (AttributeError, RuntimeError):
+        ok = False
+    if not ok:
+        raise ValueError(f"expected boxes a and b of broadcastable shapes (..., 4) float, "
+                         f"got {tuple(getattr(a, 'shape', ()))} and {tuple(getattr(b, 'shape', ()))}")
+    a, b = _upcast(a), _upcast(b)
     wh = (torch.minimum(a[..., 2:], b[..., 2:]) - torch.maximum(a[..., :2], b[..., :2])).clamp(min=0)
     inter = wh[..., 0] * wh[..., 1]
     area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
@@ -130,7 +150,7 @@ def paired_iou(a: Tensor, b: Tensor) -> Tensor:
 def _split(pred: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
     """pred (N, S, S, B*5 + C) -> boxes (N, S, S, B, 5) [x, y, w, h, conf], probs (N, S, S, C)."""
     N, S, _, D = pred.shape
-    return pred[..., :D - num_classes].reshape(N, S, S, -1, 5), pred[..., D - num_classes:]
+    return pred[..., :D - num_classes].reshape(N, S, S, (D - num_classes) // 5, 5), pred[..., D - num_classes:]
 
 
 def _check_pred(pred: Tensor, num_classes: int, target: Tensor | None = None) -> None:
@@ -171,6 +191,8 @@ def yolo_loss(pred: Tensor, target: Tensor, lambda_coord: float = 5.0, lambda_no
     C = target.shape[-1] - 5
     _check_pred(pred, C, target)
     N = len(pred)
+    if N == 0:
+        raise ValueError(f"expected at least one image: pred of shape (N, S, S, B * 5 + {C}) with N >= 1, got N = 0")
     boxes, probs = _split(pred.float(), C)                             # (N, S, S, B, 5), (N, S, S, C)
     target = target.float()
     obj, gt = target[..., 0], target[..., None, 1:5]                   # (N, S, S), (N, S, S, 1, 4)
@@ -207,7 +229,7 @@ def decode(pred: Tensor, conf_threshold: float = 0.05, iou_threshold: float = 0.
     out = []
     for n in range(len(pred)):
         s, b = scores[n].reshape(-1, num_classes), xyxy[n].reshape(-1, 4)  # (S*S*B, C), (S*S*B, 4)
-        box, cls = (s > conf_threshold).nonzero(as_tuple=True)         # (M,) each
+        box, cls = (s.double() > conf_threshold).nonzero(as_tuple=True)  # (M,) each; float64, like NMS
         keep = batched_nms(b[box], s[box, cls], cls, iou_threshold)[:max_detections]
         out.append({"boxes": b[box][keep], "scores": s[box, cls][keep], "labels": cls[keep] + 1})
     return out

@@ -80,7 +80,7 @@ def deconvnet(model: nn.Module, layer: nn.Module, x: Tensor, neuron: tuple[int, 
     The unit's value is back-propagated with gradient 1 (Zeiler & Fergus pass the activation itself, which
     only rescales the picture); equal to captum's ``NeuronDeconvolution(model, layer)``.
     """
-    check_batch(x)
+    check_batch(x, model=model)
     if not (isinstance(neuron, tuple) and len(neuron) == 3 and all(isinstance(v, int) for v in neuron)):
         raise ValueError(f"expected neuron a tuple (channel, row, col) of ints, got {neuron!r}")
     x = x.detach().clone().requires_grad_(True)

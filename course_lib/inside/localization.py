@@ -51,14 +51,16 @@ def box_from_saliency(saliency_map: Tensor, quantile: float = 0.9) -> Tensor:
     quantile of the map (H, W) (ties between components: the first in raster order).
 
     The threshold is inclusive: on a map that is zero almost everywhere, a quantile that falls on zero
-    keeps every pixel -- pick the quantile above the fraction of zeros.
+    keeps every pixel -- pick the quantile above the fraction of zeros. The quantile is taken in float64, so
+    that one that falls exactly on a pixel's value (q (H W - 1) an integer) keeps that pixel.
     """
-    if not isinstance(saliency_map, Tensor) or saliency_map.ndim != 2 or not saliency_map.is_floating_point():
-        raise ValueError(f"expected saliency_map of shape (H, W) float, "
+    if (not isinstance(saliency_map, Tensor) or saliency_map.ndim != 2 or not saliency_map.is_floating_point()
+            or saliency_map.numel() == 0 or not bool(saliency_map.isfinite().all())):
+        raise ValueError(f"expected a finite saliency_map of shape (H, W) float, H, W >= 1, "
                          f"got {getattr(saliency_map, 'shape', type(saliency_map).__name__)}")
     if not 0.0 <= quantile <= 1.0:
         raise ValueError(f"expected 0 <= quantile <= 1, got {quantile}")
-    saliency_map = saliency_map.detach().float().cpu()
+    saliency_map = saliency_map.detach().double().cpu()
     mask = saliency_map >= torch.quantile(saliency_map.flatten(), quantile)   # (H, W)
     labels, n = connected_components(mask)
     sizes = torch.bincount(labels.flatten(), minlength=n + 1)[1:]  # (n,) pixels per component
@@ -69,8 +71,9 @@ def box_from_saliency(saliency_map: Tensor, quantile: float = 0.9) -> Tensor:
 def pointing_game(maps: Tensor, boxes: Tensor, tolerance: float = 0.0) -> Tensor:
     """(N,) bool: does the arg-max pixel of each map (N, H, W) fall inside its box (N, 4) xyxy, grown by
     ``tolerance`` pixels on every side (Zhang et al. 2016 use 15 px at 224 px)?"""
-    if not isinstance(maps, Tensor) or maps.ndim != 3:
-        raise ValueError(f"expected maps of shape (N, H, W), got {getattr(maps, 'shape', type(maps).__name__)}")
+    if not isinstance(maps, Tensor) or maps.ndim != 3 or not maps.is_floating_point() or 0 in maps.shape[1:]:
+        raise ValueError(f"expected maps of shape (N, H, W) float, H, W >= 1, "
+                         f"got {getattr(maps, 'shape', type(maps).__name__)} {getattr(maps, 'dtype', '')}")
     if not isinstance(boxes, Tensor) or tuple(boxes.shape) != (len(maps), 4):
         raise ValueError(f"expected boxes of shape ({len(maps)}, 4) xyxy, "
                          f"got {getattr(boxes, 'shape', type(boxes).__name__)}")
@@ -84,15 +87,19 @@ def pointing_game(maps: Tensor, boxes: Tensor, tolerance: float = 0.0) -> Tensor
 
 def box_iou_single(a: Tensor, b: Tensor) -> Tensor:
     """IoU of boxes a (..., 4) and b (..., 4), xyxy, pair by pair -> (...). (torchvision's ``box_iou``
-    compares every box with every box; this is its diagonal.)"""
-    if not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.shape[-1:] != (4,) or a.shape != b.shape:
-        raise ValueError(f"expected boxes a and b of the same shape (..., 4) xyxy, "
+    compares every box with every box; this is its diagonal.) Two zero-area boxes have IoU 0; float16 /
+    bfloat16 boxes are computed in float32."""
+    if (not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.shape[-1:] != (4,) or a.shape != b.shape
+            or not a.is_floating_point() or not b.is_floating_point()):
+        raise ValueError(f"expected boxes a and b of the same shape (..., 4) xyxy float, "
                          f"got {getattr(a, 'shape', a)} and {getattr(b, 'shape', b)}")
+    a, b = (box.float() if box.dtype in (torch.float16, torch.bfloat16) else box for box in (a, b))
     top_left = torch.maximum(a[..., :2], b[..., :2])               # (..., 2)
     bottom_right = torch.minimum(a[..., 2:], b[..., 2:])
     inter = (bottom_right - top_left).clamp(min=0).prod(dim=-1)    # (...)
     area = lambda box: (box[..., 2:] - box[..., :2]).clamp(min=0).prod(dim=-1)  # noqa: E731
-    return inter / (area(a) + area(b) - inter).clamp(min=1e-9)
+    union = area(a) + area(b) - inter                               # (...)
+    return inter / union.where(union > 0, 1.0)                     # no epsilon: tiny boxes keep their IoU
 
 
 class BoxRegressor(nn.Module):

@@ -37,7 +37,7 @@ def occluder_corners(size: int, window: int, stride: int) -> list[int]:
 def occluded_logits(model: nn.Module, x: Tensor, window: int, stride: int, baseline: float = 0.0) -> Tensor:
     """Logits (N, h, w, K) of x (N, C, H, W) with a window x window square set to ``baseline``,
     its top-left corner at (occluder_corners(H)[i], occluder_corners(W)[j]) for entry [:, i, j]."""
-    check_batch(x)
+    check_batch(x, model=model)
     N, C, H, W = x.shape
     rows, cols = occluder_corners(H, window, stride), occluder_corners(W, window, stride)
     out = []
@@ -46,7 +46,7 @@ def occluded_logits(model: nn.Module, x: Tensor, window: int, stride: int, basel
         for j, x0 in enumerate(cols):
             occluded[:, j, :, y0:y0 + window, x0:x0 + window] = baseline
         logits = model(occluded.flatten(0, 1))                     # (N * w, K)
-        out.append(logits.view(N, len(cols), -1))                  # (N, w, K)
+        out.append(logits.view(N, len(cols), logits.shape[-1]))    # (N, w, K)
     return torch.stack(out, dim=1)                                 # (N, h, w, K)
 
 
@@ -58,10 +58,12 @@ def occlusion(model: nn.Module, x: Tensor, target: int | Tensor, window: int, st
     A[n, :, i, j] = mean over the occluder positions p covering (i, j) of S_t(x_n) - S_t(x_n occluded at p),
     S = the logit. The occluder covers all channels, so A is the same in every channel.
     """
-    check_batch(x)
+    check_batch(x, model=model)
     N, C, H, W = x.shape
-    target = check_target(target, N, x.device)
-    score = model(x).gather(1, target[:, None])                    # (N, 1)
+    check_target(target, N)
+    scores = model(x)                                              # (N, K)
+    target = check_target(target, N, x.device, num_classes=scores.shape[1])
+    score = scores.gather(1, target[:, None])                      # (N, 1)
     logits = occluded_logits(model, x, window, stride, baseline)   # (N, h, w, K)
     h, w, K = logits.shape[1:]
     occluded_score = logits.gather(3, target.view(N, 1, 1, 1).expand(N, h, w, 1))[..., 0]  # (N, h, w)
@@ -84,10 +86,11 @@ def occlusion_maps(model: nn.Module, x: Tensor, target: int | Tensor, window: in
     most_probable (N, h, w) int64: the arg-max class (Fig. 7e). Entry [:, i, j] has the occluder's
     top-left corner at (occluder_corners(H)[i], occluder_corners(W)[j]).
     """
-    check_batch(x)
+    check_batch(x, model=model)
     N = x.shape[0]
-    target = check_target(target, N, x.device)
+    check_target(target, N)
     logits = occluded_logits(model, x, window, stride, baseline)   # (N, h, w, K)
+    target = check_target(target, N, x.device, num_classes=logits.shape[-1])
     h, w = logits.shape[1:3]
     probs = logits.float().softmax(dim=-1)                         # (N, h, w, K)
     prob_true = probs.gather(3, target.view(N, 1, 1, 1).expand(N, h, w, 1))[..., 0]

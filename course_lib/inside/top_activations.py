@@ -131,7 +131,7 @@ def top_activations(model: nn.Module, layer: nn.Module, images: Tensor, k: int =
     An image's response in channel c is max over (row, col) of the activation; images are scanned in
     batches and a running top-k is kept. Model in eval mode.
     """
-    check_batch(images, "images")
+    check_batch(images, "images", model)
     if not 1 <= k <= len(images):
         raise ValueError(f"expected 1 <= k <= N = {len(images)} images, got k={k}")
     dev = next(model.parameters()).device

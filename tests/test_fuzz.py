@@ -1,0 +1,1017 @@
+"""Property-based fuzzing of every public kernel of chapters 00-04 (hypothesis).
+
+For random shapes (empty ones included), dtypes and memory layouts each kernel must either give its oracle's
+answer (torchvision.ops, torchvision's BoxCoder, torchmetrics, scipy, captum, or a plain loop written out
+here) or raise a ValueError whose message says what it expected, with a shape. Any other exception -- an
+IndexError or a RuntimeError from deep inside, a TypeError -- or a silently different answer fails.
+
+Adding a kernel takes a few lines: draw inputs with the shared strategies (``boxes``, ``images``,
+``float_dtypes``, ``layouts``, ``wrong_shape``), then call
+``assert_oracle_or_value_error(kernel, oracle, *args)`` (``valid=True`` when the input must be accepted).
+Every test is ``@FUZZ`` (or ``@fuzz(n)``): derandomized, so CI runs the same examples every time.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.ndimage
+import torch
+import torch.nn.functional as F
+import torchvision.ops as tv_ops
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from torch import nn
+from torchvision.models.detection._utils import BoxCoder
+
+from course_lib import metrics as image_metrics
+from course_lib.cnn.train import accuracy, augment, check_images, predict
+from course_lib.detection import (
+    average_precision_101,
+    batched_nms,
+    box_area,
+    box_iou,
+    decode,
+    encode,
+    mean_average_precision,
+    nms,
+    precision_recall,
+    selective_search,
+)
+from course_lib.detection import yolo
+from course_lib.detection.metrics import match_detections
+from course_lib.inside import (
+    box_from_saliency,
+    box_iou_single,
+    connected_components,
+    deconvnet,
+    occlusion,
+    occlusion_maps,
+    pointing_game,
+    receptive_field,
+    saliency,
+    top_activations,
+)
+from course_lib.inside.deconvnet import layer_output
+from course_lib.inside.localization import box_loss
+from course_lib.inside.occlusion import occluder_corners
+
+captum_attr = pytest.importorskip("captum.attr")
+pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU",
+                                        "ignore:Input Tensor 0 did not already require gradients")
+
+
+def fuzz(max_examples: int = 25):
+    """Reproducible hypothesis settings: the same examples on every run, no example database, no deadline."""
+    return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+FUZZ = fuzz()
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+FLOAT_DTYPES = [torch.float32, torch.float64]
+ODD_DTYPES = [torch.float16, torch.bfloat16, torch.int64, torch.uint8, torch.bool]
+float_dtypes = st.sampled_from(FLOAT_DTYPES)
+any_dtypes = st.sampled_from(FLOAT_DTYPES + ODD_DTYPES)
+layouts = st.sampled_from(["contiguous", "transposed", "strided", "channels_last"])
+
+TOLERANCE = {torch.float16: (2e-3, 1e-3), torch.bfloat16: (1.6e-2, 1e-2),
+             torch.float32: (1.3e-6, 1e-5), torch.float64: (1e-7, 1e-7)}  # (rtol, atol)
+SHAPE_ERROR = r"expected\b.*\([^()]*\)"           # "expected" and a shape such as (N, 4) or (2,)
+
+
+def tolerance(dtype: torch.dtype) -> dict:
+    """rtol and atol for inputs of ``dtype`` when the answer comes out in a wider dtype (float16 boxes give
+    float32 IoUs, computed from float16 inputs); {} leaves the choice to the answer's dtype."""
+    rtol, atol = TOLERANCE.get(dtype, (None, None))
+    return {"rtol": rtol, "atol": atol} if dtype in (torch.float16, torch.bfloat16) else {}
+
+
+def as_layout(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """The same values as x in another memory layout: a transposed or strided view, or channels last."""
+    if layout == "transposed" and x.ndim >= 2:
+        return x.mT.contiguous().mT
+    if layout == "strided" and x.ndim >= 1:
+        wide = torch.zeros(*x.shape[:-1], 2 * x.shape[-1], dtype=x.dtype)
+        wide[..., ::2] = x
+        return wide[..., ::2]
+    if layout == "channels_last" and x.ndim == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x.contiguous()
+
+
+def assert_same(got, expected, rtol: float | None = None, atol: float | None = None) -> None:
+    """got equals expected: tensors of the same shape, allclose with a tolerance for got's dtype (NaN = NaN),
+    exactly equal when both are integer or bool; lists, tuples and dicts element by element."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and set(got) == set(expected), (got, expected)
+        for key in expected:
+            assert_same(got[key], expected[key], rtol, atol)
+    elif isinstance(expected, (list, tuple)):
+        assert isinstance(got, (list, tuple)) and len(got) == len(expected), (got, expected)
+        for g, e in zip(got, expected):
+            assert_same(g, e, rtol, atol)
+    elif isinstance(expected, (torch.Tensor, np.ndarray)) or isinstance(got, torch.Tensor):
+        got, expected = torch.as_tensor(got), torch.as_tensor(expected)
+        assert got.shape == expected.shape, f"shape {tuple(got.shape)} != oracle's {tuple(expected.shape)}"
+        if not got.is_floating_point() and not expected.is_floating_point():
+            assert torch.equal(got.long(), expected.long()), (got, expected)
+            return
+        default = TOLERANCE[got.dtype if got.is_floating_point() else torch.float32]
+        torch.testing.assert_close(got.double(), expected.double(), equal_nan=True,
+                                   rtol=default[0] if rtol is None else rtol, atol=default[1] if atol is None else atol)
+    else:
+        rtol, atol = (1e-6 if rtol is None else rtol), (1e-9 if atol is None else atol)
+        assert (math.isnan(got) and math.isnan(expected)) or math.isclose(got, expected, rel_tol=rtol, abs_tol=atol), \
+            (got, expected)
+
+
+def assert_value_error(fn, *args, match: str = SHAPE_ERROR) -> None:
+    """fn(*args) raises a ValueError whose message matches ``match`` (by default: "expected" and a shape)."""
+    with pytest.raises(ValueError) as info:
+        fn(*args)
+    message = str(info.value)
+    assert re.search(match, message) and not re.match(r"(not enough|too many) values to unpack", message), message
+
+
+def assert_oracle_or_value_error(fn, oracle, *args, valid: bool = False, match: str = SHAPE_ERROR,
+                                 rtol: float | None = None, atol: float | None = None):
+    """fn(*args) returns what oracle(*args) returns (``assert_same``), or raises a ValueError matching ``match``
+    -- not allowed when ``valid``. Any other exception propagates and fails the test. Returns fn's result."""
+    try:
+        got = fn(*args)
+    except ValueError as error:
+        assert not valid, f"valid input rejected: {error}"
+        assert re.search(match, str(error)), f"ValueError does not say what it expected: {error}"
+        return None
+    assert_same(got, oracle(*args), rtol, atol)
+    return got
+
+
+@st.composite
+def wrong_shape(draw, template: tuple[int | None, ...]) -> tuple[int, ...]:
+    """A shape that does not fit template (None: any size): one dimension fewer or more, or a fixed
+    dimension of another size."""
+    shape = [draw(st.integers(0, 4)) if d is None else d for d in template]
+    fixed = [i for i, d in enumerate(template) if d is not None]
+    kind = draw(st.sampled_from(["fewer", "more"] + (["other size"] if fixed else [])))
+    if kind == "fewer" and shape:
+        del shape[draw(st.integers(0, len(shape) - 1))]
+    elif kind == "other size":
+        i = draw(st.sampled_from(fixed))
+        shape[i] = draw(st.integers(0, 7).filter(lambda v: v != template[i]))
+    else:
+        shape.insert(draw(st.integers(0, len(shape))), draw(st.integers(1, 3)))
+    return tuple(shape)
+
+
+COORDS = st.one_of(st.integers(0, 12).map(float), st.floats(0, 64, allow_subnormal=False, width=32))
+SMALL_GRID = st.one_of(st.integers(0, 3).map(float), COORDS)        # IoUs such as 1/3, 1/2, 2/3 are common
+
+
+@st.composite
+def boxes(draw, n: int | None = None, max_n: int = 8, scales=(1.0, 1e-6), coords=COORDS) -> torch.Tensor:
+    """(n, 4) float64 xyxy boxes with x0 <= x1, y0 <= y1: on a small integer grid (ties, touching and
+    zero-area boxes) or anywhere in [0, 64), optionally scaled down to a millionth."""
+    n = draw(st.integers(0, max_n)) if n is None else n
+    a = draw(arrays(np.float64, (n, 4), elements=coords)) * draw(st.sampled_from(scales))
+    return torch.from_numpy(np.concatenate([np.minimum(a[:, :2], a[:, 2:]), np.maximum(a[:, :2], a[:, 2:])], 1))
+
+
+def images(shape: tuple[int, ...], levels: int | None = None):
+    """Float64 images of ``shape`` in [0, 1]: float32-representable values, or with ``levels`` the values
+    k / levels only (ties, exact quantiles)."""
+    if levels is not None:
+        return arrays(np.int64, shape, elements=st.integers(0, levels)).map(lambda a: torch.from_numpy(a / levels))
+    return arrays(np.float32, shape, elements=st.floats(0, 1, width=32)).map(lambda a: torch.from_numpy(a).double())
+
+
+THRESHOLDS = st.one_of(st.sampled_from([0.0, 0.25, 1 / 3, 0.5, 2 / 3, 0.7, 1.0]), st.floats(0, 1))
+
+
+# ---------------------------------------------------------------------------------------------- boxes
+
+
+@FUZZ
+@given(a=boxes(), b=boxes(), dtype=any_dtypes, layout=layouts)
+def test_box_area_and_box_iou(a, b, dtype, layout):
+    a, b = as_layout(a.to(dtype), layout), b.to(dtype)
+    valid = dtype in FLOAT_DTYPES
+    assert_oracle_or_value_error(box_area, tv_ops.box_area, a, valid=valid, **tolerance(dtype))
+    assert_oracle_or_value_error(box_iou, tv_ops.box_iou, a, b, valid=valid, **tolerance(dtype))
+
+
+@FUZZ
+@given(data=st.data())
+def test_box_kernels_reject_wrong_shapes(data):
+    bad = torch.zeros(data.draw(wrong_shape((None, 4))))
+    good = torch.zeros(3, 4)
+    for call in (lambda: box_area(bad), lambda: box_iou(bad, good), lambda: box_iou(good, bad),
+                 lambda: nms(bad, torch.zeros(len(bad) if bad.ndim else 0), 0.5),
+                 lambda: encode(bad, good), lambda: decode(good, bad)):
+        assert_value_error(call)
+    scores = torch.zeros(data.draw(wrong_shape((3,))))
+    assert_value_error(nms, good, scores, 0.5)
+    assert_value_error(batched_nms, good, torch.zeros(3), scores.long(), 0.5)
+
+
+def tv_nms(boxes_, scores, threshold):
+    """torchvision's nms, in float64 when it has no kernel for the dtypes (float16, mixed)."""
+    if boxes_.dtype != scores.dtype or boxes_.dtype not in FLOAT_DTYPES:
+        boxes_, scores = boxes_.double(), scores.double()
+    return tv_ops.nms(boxes_, scores, threshold)
+
+
+@fuzz(40)
+@given(data=st.data(), dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), threshold=THRESHOLDS,
+       layout=layouts)
+def test_nms_and_batched_nms(data, dtype, threshold, layout):
+    b = data.draw(boxes(max_n=12, scales=(1.0,), coords=SMALL_GRID))
+    n = len(b)
+    scores = data.draw(arrays(np.float64, (n,), elements=st.sampled_from([0.1, 0.5, 0.9]) | st.floats(0, 1)))
+    scores = torch.from_numpy(scores).to(data.draw(float_dtypes))
+    labels = torch.from_numpy(data.draw(arrays(np.int64, (n,), elements=st.integers(0, 2))))
+    b = as_layout(b.to(dtype), layout)
+    keep = assert_oracle_or_value_error(nms, tv_nms, b, scores, threshold, valid=True)
+    assert keep.dtype == torch.int64
+    batched = lambda *args: tv_ops.batched_nms(*args) if args[0].dtype == args[1].dtype and dtype != torch.float16 \
+        else tv_ops.batched_nms(args[0].double(), args[1].double(), *args[2:])  # noqa: E731
+    assert_oracle_or_value_error(batched_nms, batched, b, scores, as_layout(labels, layout), threshold, valid=True)
+    assert_value_error(nms, b.long(), scores, threshold)
+    assert_value_error(nms, b, scores.long(), threshold)
+    assert_value_error(batched_nms, b, scores, labels.float(), threshold)
+    assert_value_error(batched_nms, b, scores, labels.bool(), threshold)
+
+
+@FUZZ
+@given(proposals=boxes(n=6, scales=(1.0,)), gt=boxes(n=6, scales=(1.0,)), dtype=st.sampled_from(
+       FLOAT_DTYPES + [torch.float16, torch.int64]), layout=layouts, n=st.integers(0, 6),
+       deltas=arrays(np.float64, (6, 4), elements=st.floats(-8, 8)))
+def test_encode_and_decode_match_box_coder(proposals, gt, dtype, layout, n, deltas):
+    coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+    proposals, gt = as_layout(proposals[:n].to(dtype), layout), gt[:n].to(dtype)
+    deltas = torch.from_numpy(deltas[:n]).to(dtype if dtype in FLOAT_DTYPES else torch.float32)
+    valid = dtype in FLOAT_DTYPES
+    with np.errstate(all="ignore"):
+        assert_oracle_or_value_error(encode, lambda p, g: coder.encode_single(g, p), proposals, gt, valid=valid)
+        assert_oracle_or_value_error(decode, lambda p, d: coder.decode_single(d, p), proposals, deltas, valid=valid)
+
+
+# -------------------------------------------------------------------------------------------- metrics
+
+
+def coco_ap(precision: torch.Tensor, recall: torch.Tensor) -> float:
+    """COCOeval.accumulate: the precision envelope sampled at the 101 recall thresholds torchmetrics hands it."""
+    pr, rc = precision.double().tolist(), recall.double().numpy()
+    for i in range(len(pr) - 1, 0, -1):
+        pr[i - 1] = max(pr[i - 1], pr[i])
+    levels = torch.linspace(0, 1, 101).double().numpy()
+    return float(np.mean([pr[i] if i < len(pr) else 0.0 for i in np.searchsorted(rc, levels, side="left")]))
+
+
+@FUZZ
+@given(tp=st.lists(st.booleans(), max_size=30), extra_gt=st.integers(0, 5), dtype=st.sampled_from(
+       FLOAT_DTYPES + [torch.float16]), layout=layouts)
+def test_average_precision_101_matches_cocoeval(tp, extra_gt, dtype, layout):
+    tp = torch.tensor(tp, dtype=torch.float64)
+    n_gt = max(int(tp.sum()) + extra_gt, 1)
+    precision = (tp.cumsum(0) / torch.arange(1, len(tp) + 1)).to(dtype)
+    recall = (tp.cumsum(0) / n_gt).to(dtype)
+    assert_oracle_or_value_error(average_precision_101, coco_ap, as_layout(precision, layout), recall, valid=True,
+                                 rtol=1e-12, atol=1e-12)
+
+
+@FUZZ
+@given(data=st.data())
+def test_average_precision_101_rejects_wrong_shapes(data):
+    precision = torch.zeros(data.draw(wrong_shape((5,))))
+    assert_value_error(average_precision_101, precision, torch.zeros(5))
+    assert_value_error(average_precision_101, torch.zeros(5), precision)
+
+
+@st.composite
+def detections(draw, max_images: int = 3, classes: int = 3):
+    """preds and targets in torchmetrics' format: 0-3 ground truths and 0-5 detections per image, most
+    detections near a ground truth, scores with ties, a float dtype and a memory layout per image."""
+    preds, targets = [], []
+    for _ in range(draw(st.integers(1, max_images))):
+        gt = draw(boxes(max_n=3, scales=(1.0,)))
+        k = draw(st.integers(0, 5))
+        near = gt[torch.tensor(draw(st.lists(st.integers(0, len(gt) - 1), min_size=k, max_size=k)),
+                               dtype=torch.long)] if len(gt) else draw(boxes(n=k, scales=(1.0,)))
+        jitter = torch.from_numpy(draw(arrays(np.float64, (k, 4), elements=st.sampled_from([0.0, 0.5, 2.0, -1.0]))))
+        moved = near + jitter
+        det = torch.cat([moved[:, :2].minimum(moved[:, 2:]), moved[:, :2].maximum(moved[:, 2:])], 1)
+        scores = torch.tensor(draw(st.lists(st.sampled_from([0.2, 0.5, 0.9]) | st.floats(0, 1), min_size=k,
+                                            max_size=k)), dtype=torch.float64)
+        dtype, layout = draw(float_dtypes), draw(layouts)
+        labels = st.lists(st.integers(0, classes - 1), min_size=k, max_size=k)
+        preds.append({"boxes": as_layout(det.to(dtype), layout), "scores": scores.to(dtype),
+                      "labels": torch.tensor(draw(labels), dtype=torch.int64)})
+        targets.append({"boxes": as_layout(gt.to(dtype), layout), "labels": torch.tensor(
+            draw(st.lists(st.integers(0, classes - 1), min_size=len(gt), max_size=len(gt))), dtype=torch.int64)})
+    return preds, targets
+
+
+def torchmetrics_map(preds, targets, iou_threshold):
+    from torchmetrics.detection import MeanAveragePrecision
+
+    metric = MeanAveragePrecision(iou_thresholds=[iou_threshold], box_format="xyxy")
+    metric.warn_on_many_detections = False
+    as32 = lambda d: {k: v.float().contiguous() if v.is_floating_point() else v for k, v in d.items()}  # noqa: E731
+    metric.update([as32(p) for p in preds], [as32(t) for t in targets])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(metric.compute()["map"])
+
+
+@fuzz(15)
+@given(pair=detections(), iou_threshold=st.sampled_from([0.3, 0.5, 0.75]))
+def test_mean_average_precision_matches_torchmetrics(pair, iou_threshold):
+    preds, targets = pair
+    assert_oracle_or_value_error(mean_average_precision, torchmetrics_map, preds, targets, iou_threshold,
+                                 valid=True, atol=1e-4)
+
+
+def reference_match(boxes_, scores, gt_boxes, threshold):
+    """COCOeval.evaluateImg's greedy matching, as loops: by decreasing score (stable), each detection takes
+    the unmatched ground truth of highest IoU >= threshold (equal IoUs: the later one)."""
+    iou = tv_ops.box_iou(boxes_.double(), gt_boxes.double()).nan_to_num(0.0).tolist()
+    order = sorted(range(len(scores)), key=lambda d: -float(scores[d]))
+    matched, is_tp = set(), []
+    for d in order:
+        best, best_iou = None, min(threshold, 1 - 1e-10)
+        for g in range(len(gt_boxes)):
+            if g not in matched and iou[d][g] >= best_iou:
+                best, best_iou = g, iou[d][g]
+        is_tp.append(best is not None)
+        matched |= {best} - {None}
+    return torch.tensor(is_tp, dtype=torch.bool)
+
+
+@FUZZ
+@given(pair=detections(max_images=1), iou_threshold=THRESHOLDS, layout=layouts)
+def test_match_detections_and_precision_recall(pair, iou_threshold, layout):
+    (pred,), (target,) = pair
+    args = (pred["boxes"], as_layout(pred["scores"], layout), target["boxes"], iou_threshold)
+    is_tp = assert_oracle_or_value_error(match_detections, reference_match, *args, valid=True)
+    precision, recall, n_gt = precision_recall([pred], [target], 0, iou_threshold)
+    assert precision.shape == recall.shape and n_gt == int((target["labels"] == 0).sum())
+    assert ((0 <= recall) & (recall <= 1) & (0 <= precision) & (precision <= 1)).all()
+    assert is_tp.sum() <= min(len(target["boxes"]), len(pred["boxes"]))
+
+
+@FUZZ
+@given(data=st.data())
+def test_detection_metrics_reject_malformed_images(data):
+    good_pred = {"boxes": torch.zeros(2, 4), "scores": torch.zeros(2), "labels": torch.zeros(2, dtype=torch.int64)}
+    good_target = {"boxes": torch.zeros(1, 4), "labels": torch.zeros(1, dtype=torch.int64)}
+    key = data.draw(st.sampled_from(["boxes", "scores", "labels"]))
+    template = {"boxes": (2, 4), "scores": (2,), "labels": (2,)}[key]
+    bad = dict(good_pred, **{key: torch.zeros(data.draw(wrong_shape(template)), dtype=good_pred[key].dtype)})
+    for fn in (mean_average_precision, lambda p, t: precision_recall(p, t, 0)):
+        assert_value_error(fn, [bad], [good_target])
+        assert_value_error(fn, [good_pred], [dict(good_target, labels=torch.zeros(1))])   # float labels
+        assert_value_error(fn, [good_pred, good_pred], [good_target], match=r"expected .*same length")
+    assert_value_error(match_detections, good_pred["boxes"], torch.zeros(data.draw(wrong_shape((2,)))),
+                       good_target["boxes"], 0.5)
+    assert_value_error(match_detections, good_pred["boxes"], good_pred["scores"],
+                       torch.zeros(data.draw(wrong_shape((None, 4)))), 0.5)
+
+
+def test_detection_metrics_of_no_images():
+    assert mean_average_precision([], []) == -1.0
+    precision, recall, n_gt = precision_recall([], [], 0)
+    assert precision.shape == recall.shape == (0,) and n_gt == 0
+
+
+# ----------------------------------------------------------------------------------------------- yolo
+
+
+def reference_encode_targets(targets, S, size, num_classes):
+    """The grid targets as loops in float64: each box goes to the cell of its centre; in a shared cell the
+    larger box (equal areas: the later) wins."""
+    out = np.zeros((len(targets), S, S, 5 + num_classes))
+    cell = size / S
+    for n, t in enumerate(targets):
+        kept = {}
+        for (x0, y0, x1, y1), label in zip(t["boxes"].double().tolist(), t["labels"].tolist()):
+            cx, cy = (x0 + x1) / 2 / cell, (y0 + y1) / 2 / cell
+            j, i = min(max(math.floor(cx), 0), S - 1), min(max(math.floor(cy), 0), S - 1)
+            area = (x1 - x0) * (y1 - y0)
+            if (i, j) not in kept or area >= kept[i, j][0]:
+                kept[i, j] = (area, [1, cx - j, cy - i, (x1 - x0) / size, (y1 - y0) / size], label)
+        for (i, j), (_, row, label) in kept.items():
+            out[n, i, j, :5], out[n, i, j, 5 + label - 1] = row, 1
+    return out
+
+
+@FUZZ
+@given(data=st.data(), S=st.sampled_from([1, 2, 4, 8]), num_classes=st.integers(1, 4),
+       dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16, torch.int64]), layout=layouts)
+def test_encode_targets(data, S, num_classes, dtype, layout):
+    size = 64
+    targets = []
+    for _ in range(data.draw(st.integers(0, 3))):
+        b = data.draw(boxes(max_n=5, scales=(1.0, 16.0 / 3)))
+        labels = torch.from_numpy(data.draw(arrays(np.int64, (len(b),), elements=st.integers(1, num_classes))))
+        labels = labels.to(data.draw(st.sampled_from([torch.int64, torch.int32, torch.uint8])))
+        targets.append({"boxes": as_layout(b.to(dtype), layout), "labels": labels})
+    assert_oracle_or_value_error(yolo.encode_targets, reference_encode_targets, targets, S, size, num_classes,
+                                 valid=True)
+
+
+@FUZZ
+@given(data=st.data())
+def test_encode_targets_rejects_malformed_targets(data):
+    boxes_ = torch.zeros(data.draw(wrong_shape((2, 4))))
+    assert_value_error(yolo.encode_targets, [{"boxes": boxes_, "labels": torch.ones(2, dtype=torch.int64)}])
+    labels = torch.ones(data.draw(wrong_shape((2,))), dtype=torch.int64)
+    assert_value_error(yolo.encode_targets, [{"boxes": torch.zeros(2, 4), "labels": labels}])
+    for labels in (torch.ones(2), torch.ones(2, dtype=torch.bool), torch.tensor([0, 11])):
+        assert_value_error(yolo.encode_targets, [{"boxes": torch.zeros(2, 4), "labels": labels}],
+                           match=r"expected .*(\(K,\)|1\.\.10)")
+    assert_value_error(yolo.encode_targets, {"boxes": torch.zeros(2, 4), "labels": torch.ones(2)})
+    assert_value_error(yolo.encode_targets, [], 0)
+
+
+def reference_cell_to_xyxy(xywh):
+    N, S, _, B, _ = xywh.shape
+    out = np.zeros((N, S, S, B, 4))
+    for n, i, j, b in np.ndindex(N, S, S, B):
+        x, y, w, h = xywh[n, i, j, b].double().tolist()
+        cx, cy = (j + x) / S, (i + y) / S
+        out[n, i, j, b] = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+    return out
+
+
+@FUZZ
+@given(data=st.data(), shape=st.tuples(st.integers(0, 2), st.integers(1, 3), st.integers(1, 2)),
+       dtype=any_dtypes, layout=layouts)
+def test_cell_to_xyxy(data, shape, dtype, layout):
+    N, S, B = shape
+    xywh = data.draw(images((N, S, S, B, 4))).to(dtype)
+    assert_oracle_or_value_error(yolo.cell_to_xyxy, reference_cell_to_xyxy, as_layout(xywh, layout),
+                                 valid=dtype in FLOAT_DTYPES)
+    assert_value_error(yolo.cell_to_xyxy, torch.zeros(data.draw(wrong_shape((None, 3, 3, None, 4)))))
+
+
+@FUZZ
+@given(a=boxes(), b=boxes(), dtype=any_dtypes, layout=layouts, split=st.integers(1, 4))
+def test_paired_iou_is_the_diagonal_of_box_iou(a, b, dtype, layout, split):
+    n = min(len(a), len(b))
+    a, b = a[:n].to(dtype), as_layout(b[:n].to(dtype), layout)
+    diagonal = lambda a, b: tv_ops.box_iou(a.reshape(-1, 4), b.reshape(-1, 4)).diagonal().reshape(a.shape[:-1])  # noqa
+    assert_oracle_or_value_error(yolo.paired_iou, diagonal, a, b, valid=dtype in FLOAT_DTYPES, **tolerance(dtype))
+    if n % split == 0 and dtype in FLOAT_DTYPES:                       # any leading shape, and broadcasting
+        grid = (n // split, split, 4)
+        assert_oracle_or_value_error(yolo.paired_iou, diagonal, a.reshape(grid), b.reshape(grid), valid=True)
+        first = lambda a, b: diagonal(a, b[:1].expand_as(a))            # noqa: E731
+        assert_oracle_or_value_error(yolo.paired_iou, first, a, b[:1], valid=True)
+
+
+@FUZZ
+@given(data=st.data())
+def test_paired_iou_rejects_wrong_shapes(data):
+    shape = data.draw(wrong_shape((None, 4)))
+    if len(shape) >= 1 and shape[-1] != 4 or len(shape) == 0:
+        assert_value_error(yolo.paired_iou, torch.zeros(shape), torch.zeros(3, 4))
+    assert_value_error(yolo.paired_iou, torch.zeros(3, 4), torch.zeros(2, 4))
+
+
+def _xyxy(i, j, box, S):
+    x, y, w, h = box
+    cx, cy = (j + x) / S, (i + y) / S
+    return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+
+
+def _iou(a, b):
+    iw, ih = max(min(a[2], b[2]) - max(a[0], b[0]), 0), max(min(a[3], b[3]) - max(a[1], b[1]), 0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - iw * ih
+    return iw * ih / union if union > 0 else 0.0
+
+
+def reference_yolo_loss(pred, target, lambda_coord=5.0, lambda_noobj=0.5):
+    """Eq. 3 of YOLO v1 as loops over images, cells and predictors, in float64."""
+    P, T = pred.double().numpy(), target.double().numpy()
+    N, S, _, D = P.shape
+    C = T.shape[-1] - 5
+    B = (D - C) // 5
+    terms = dict.fromkeys(["coord_xy", "coord_wh", "obj", "noobj", "class"], 0.0)
+    for n, i, j in np.ndindex(N, S, S):
+        cell, t = P[n, i, j], T[n, i, j]
+        preds = [cell[5 * b:5 * b + 5] for b in range(B)]
+        ious = [_iou(_xyxy(i, j, p[:4], S), _xyxy(i, j, t[1:5], S)) for p in preds]
+        responsible = int(np.argmax(ious))
+        for b, p in enumerate(preds):
+            if t[0] and b == responsible:
+                terms["coord_xy"] += lambda_coord * ((p[0] - t[1]) ** 2 + (p[1] - t[2]) ** 2)
+                terms["coord_wh"] += lambda_coord * sum((math.sqrt(max(p[k], 1e-12)) - math.sqrt(t[k + 1])) ** 2
+                                                        for k in (2, 3))
+                terms["obj"] += (p[4] - ious[b]) ** 2
+            else:
+                terms["noobj"] += lambda_noobj * p[4] ** 2
+        if t[0]:
+            terms["class"] += ((cell[5 * B:] - t[5:]) ** 2).sum()
+    terms = {k: v / N for k, v in terms.items()}
+    terms["total"] = sum(terms.values())
+    return {k: torch.tensor(v) for k, v in terms.items()}
+
+
+@st.composite
+def yolo_batch(draw, min_n: int = 0):
+    """pred (N, S, S, B*5 + C) with values in [0, 1] (some exactly 0, 1/2, 1) and a valid target
+    (N, S, S, 5 + C): has_object in {0, 1}, x, y in [0, 1), w, h in [0, 1], one-hot classes."""
+    N, S, B, C = draw(st.integers(min_n, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    pred = draw(images((N, S, S, B * 5 + C), levels=draw(st.sampled_from([2, 8, 1000]))))
+    obj = draw(arrays(np.int64, (N, S, S, 1), elements=st.integers(0, 1)))
+    xywh = draw(images((N, S, S, 4), levels=draw(st.sampled_from([4, 1000])))).numpy() * [0.999, 0.999, 1, 1]
+    cls = np.eye(C)[draw(arrays(np.int64, (N, S, S), elements=st.integers(0, C - 1)))]
+    target = torch.from_numpy(np.concatenate([obj, xywh * obj, cls * obj], -1))
+    return pred, target, C
+
+
+@FUZZ
+@given(batch=yolo_batch(), dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), layout=layouts,
+       lambdas=st.tuples(st.sampled_from([5.0, 1.0, 0.0]), st.sampled_from([0.5, 1.0, 0.0])))
+def test_yolo_loss_matches_eq3_loops(batch, dtype, layout, lambdas):
+    pred, target, _ = batch
+    pred, target = as_layout(pred.to(dtype), layout), target.to(dtype)
+    assert_oracle_or_value_error(yolo.yolo_loss, reference_yolo_loss, pred, target, *lambdas,
+                                 valid=len(pred) > 0, rtol=1e-5, atol=1e-5)
+
+
+@FUZZ
+@given(data=st.data())
+def test_yolo_loss_and_decode_reject_wrong_shapes(data):
+    target = torch.zeros(2, 4, 4, 8)                                   # C = 3
+    pred = torch.zeros(data.draw(wrong_shape((2, 4, 4, None))))
+    if not (pred.ndim == 4 and pred.shape[3] > 3 and (pred.shape[3] - 3) % 5 == 0):
+        assert_value_error(yolo.yolo_loss, pred, target)
+        assert_value_error(yolo.decode, pred, 0.05, 0.5, 64, 3)
+    assert_value_error(yolo.yolo_loss, torch.zeros(2, 4, 4, 13), torch.zeros(data.draw(wrong_shape((2, 4, 4, 8)))),
+                       match=r"expected .*\(N, S, S")
+    assert_value_error(yolo.decode, torch.zeros(2, 4, 4, 13), 0.05, 0.5, 64, data.draw(st.sampled_from([4, 5, 13])))
+
+
+def reference_decode(pred, conf_threshold, iou_threshold, size, num_classes, max_detections):
+    """Every (cell, predictor, class) scoring above the threshold, in raster order, pruned per class by
+    torchvision's batched_nms, the best max_detections kept. Boxes in float32 arithmetic, like the kernel,
+    so that an IoU right at the threshold is the same number on both sides."""
+    P = pred.float()
+    N, S, _, D = P.shape
+    B = (D - num_classes) // 5
+    out = []
+    for n in range(N):
+        found = []
+        for i, j, b, c in np.ndindex(S, S, B, num_classes):
+            score = P[n, i, j, 5 * b + 4] * P[n, i, j, 5 * B + c]
+            if float(score) > conf_threshold:
+                x, y, w, h = P[n, i, j, 5 * b:5 * b + 4]
+                cx, cy = (torch.tensor(float(j)) + x) / S, (torch.tensor(float(i)) + y) / S
+                box = (torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]) * size).clamp(0, size)
+                found.append((box, score, c))
+        b_ = torch.stack([f[0] for f in found]) if found else torch.zeros(0, 4)
+        s_ = torch.stack([f[1] for f in found]) if found else torch.zeros(0)
+        c_ = torch.tensor([f[2] for f in found], dtype=torch.int64)
+        keep = tv_ops.batched_nms(b_, s_, c_, iou_threshold)[:max_detections]
+        out.append({"boxes": b_[keep], "scores": s_[keep], "labels": c_[keep] + 1})
+    return out
+
+
+@FUZZ
+@given(batch=yolo_batch(), dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), layout=layouts,
+       conf=st.sampled_from([0.0, 0.05, 0.125, 0.5]), iou_threshold=THRESHOLDS, max_det=st.integers(1, 6))
+def test_decode_matches_torchvision_batched_nms(batch, dtype, layout, conf, iou_threshold, max_det):
+    pred, _, C = batch
+    pred = as_layout(pred.to(dtype), layout)
+    assert_oracle_or_value_error(yolo.decode, reference_decode, pred, conf, iou_threshold, 64, C, max_det,
+                                 valid=True, rtol=1e-5, atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------- inside
+
+
+@functools.lru_cache(maxsize=None)
+def small_cnn(c_in: int = 1, num_classes: int = 3, dtype: torch.dtype = torch.float32) -> nn.Sequential:
+    """(N, c_in, H, W), H, W >= 2 -> (N, num_classes): conv-ReLU-maxpool, conv-ReLU, average pool, linear."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(c_in, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                         nn.Linear(16, num_classes)).to(dtype).eval()
+
+
+@st.composite
+def model_inputs(draw, min_n: int = 0, max_side: int = 9):
+    """A small CNN, images x (N, C, H, W) for it (some in another dtype or layout), and a target."""
+    N, C = draw(st.integers(min_n, 3)), draw(st.sampled_from([1, 3]))
+    H, W = draw(st.integers(2, max_side)), draw(st.integers(2, max_side))
+    model_dtype = draw(float_dtypes)
+    x = draw(images((N, C, H, W))).to(draw(st.sampled_from([model_dtype] * 3 + ODD_DTYPES + FLOAT_DTYPES)))
+    classes = st.integers(0, 2) | st.integers(-1, 3)                   # mostly valid, sometimes out of range
+    target = draw(st.one_of(classes, arrays(np.int64, (N,), elements=classes).map(torch.from_numpy)))
+    return small_cnn(C, 3, model_dtype), as_layout(x, draw(layouts)), target
+
+
+def captum_or_empty(attribute, x, shape):
+    """captum's answer, or the empty answer of ``shape`` for an empty batch (which captum does not take)."""
+    return torch.zeros(shape, dtype=x.dtype) if len(x) == 0 else attribute()
+
+
+TARGET_ERROR = r"expected .*(\(N, C, H, W\)|\(\d+,\))"
+
+
+@fuzz(20)
+@given(inputs=model_inputs())
+def test_saliency_matches_captum(inputs):
+    model, x, target = inputs
+    oracle = lambda m, x, t: captum_or_empty(                          # noqa: E731
+        lambda: captum_attr.Saliency(m).attribute(x, target=t, abs=True).amax(1), x, (0, *x.shape[2:]))
+    assert_oracle_or_value_error(saliency, oracle, model, x, target, match=TARGET_ERROR, atol=1e-6)
+
+
+@fuzz(20)
+@given(inputs=model_inputs(), window=st.integers(1, 10), stride=st.integers(1, 10),
+       baseline=st.sampled_from([0.0, 0.5, -1.0]))
+def test_occlusion_matches_captum(inputs, window, stride, baseline):
+    model, x, target = inputs
+    C = x.shape[1]
+    oracle = lambda m, x, t, w, s, b: captum_or_empty(lambda: captum_attr.Occlusion(m).attribute(  # noqa: E731
+        x, target=t, sliding_window_shapes=(C, w, w), strides=(C, s, s), baselines=b), x, x.shape)
+    assert_oracle_or_value_error(occlusion, oracle, model, x, target, window, stride, baseline,
+                                 match=TARGET_ERROR + r"|stride <= window", atol=1e-6)
+
+
+def reference_occlusion_maps(model, x, target, window, stride, baseline):
+    """Zeiler & Fergus's maps, one occluded copy at a time."""
+    N, C, H, W = x.shape
+    rows, cols = occluder_corners(H, window, stride), occluder_corners(W, window, stride)
+    target = torch.full((N,), target) if isinstance(target, int) else target
+    prob = torch.zeros(N, len(rows), len(cols), dtype=torch.float64)
+    best = torch.zeros(N, len(rows), len(cols), dtype=torch.int64)
+    with torch.no_grad():
+        for (i, y0), (j, x0) in ((a, b) for a in enumerate(rows) for b in enumerate(cols)):
+            occluded = x.clone()
+            occluded[:, :, y0:y0 + window, x0:x0 + window] = baseline
+            probs = model(occluded).double().softmax(1)
+            prob[:, i, j], best[:, i, j] = probs[torch.arange(N), target], probs.argmax(1)
+    return prob, best
+
+
+@fuzz(20)
+@given(inputs=model_inputs(), window=st.integers(1, 10), stride=st.integers(1, 10))
+def test_occlusion_maps_match_one_copy_at_a_time(inputs, window, stride):
+    model, x, target = inputs
+    assert_oracle_or_value_error(occlusion_maps, reference_occlusion_maps, model, x, target, window, stride, 0.0,
+                                 match=TARGET_ERROR + r"|stride <= window", atol=1e-6)
+
+
+@FUZZ
+@given(size=st.integers(1, 20), window=st.integers(0, 22), stride=st.integers(0, 22))
+def test_occluder_corners_reach_the_far_edge(size, window, stride):
+    def reference(size, window, stride):
+        corners = [0]
+        while corners[-1] + window < size:
+            corners.append(corners[-1] + stride)
+        return corners
+    valid = 1 <= window <= size and 1 <= stride <= window
+    assert_oracle_or_value_error(occluder_corners, reference, size, window, stride, valid=valid,
+                                 match=r"expected 1 <= window")
+
+
+@fuzz(20)
+@given(inputs=model_inputs(min_n=0), layer=st.sampled_from([0, 1, 2, 3, 4]), data=st.data())
+def test_deconvnet_matches_captum(inputs, layer, data):
+    model, x, _ = inputs
+    layer = model[layer]
+    with torch.no_grad():
+        shape = layer_output(model, layer, torch.zeros(1, *x.shape[1:], dtype=next(model.parameters()).dtype)).shape
+    neuron = tuple(data.draw(st.integers(0, s)) for s in shape[1:])    # sometimes one past the end
+    oracle = lambda m, l, x, u: captum_or_empty(                       # noqa: E731
+        lambda: captum_attr.NeuronDeconvolution(m, l).attribute(x, neuron_selector=u), x, x.shape)
+    assert_oracle_or_value_error(deconvnet, oracle, model, layer, x, neuron,
+                                 match=r"expected .*\((N, C, H, W|channel, row, col)\)", atol=1e-6)
+
+
+def exact_receptive_field(specs, size, unit):
+    """Rows (and columns) an output unit depends on, as sets of indices pushed down layer by layer
+    ((kernel, stride, padding, dilation) per layer), clipped to each layer's size -> half-open hull."""
+    sizes = [size]
+    for k, s, p, d in specs:
+        sizes.append((sizes[-1] + 2 * p - d * (k - 1) - 1) // s + 1)
+    hulls = []
+    for index in unit:
+        support = {index}
+        for (k, s, p, d), below in zip(reversed(specs), reversed(sizes[:-1])):
+            support = {o * s - p + m * d for o in support for m in range(k)} & set(range(below))
+        hulls.append((min(support), max(support) + 1) if support else None)
+    return hulls
+
+
+@FUZZ
+@given(data=st.data(), size=st.integers(4, 16))
+def test_receptive_field_matches_exact_index_sets(data, size):
+    layers, specs, current = [], [], size
+    for _ in range(data.draw(st.integers(1, 3))):
+        k, s = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 3))
+        pool = data.draw(st.booleans()) and k > 1
+        d = 1 if pool else data.draw(st.integers(1, 2))
+        p = data.draw(st.integers(0, k // 2 if pool else (d * (k - 1)) // 2))
+        if (current + 2 * p - d * (k - 1) - 1) // s + 1 < 1:
+            break
+        layers.append(nn.MaxPool2d(k, s, p) if pool else nn.Conv2d(1, 1, k, s, p, d))
+        specs.append((k, s, p, d))
+        current = (current + 2 * p - d * (k - 1) - 1) // s + 1
+    if not layers:
+        return
+    model = nn.Sequential(*layers, nn.ReLU())
+    unit = (0, data.draw(st.integers(0, current - 1)), data.draw(st.integers(0, current - 1)))
+    hulls = exact_receptive_field(specs, size, unit[1:])
+    if None in hulls:                                                  # only padding under the unit
+        assert_value_error(receptive_field, model, model[-1], (1, 1, size, size), unit, match="no input pixel")
+        return
+    (y0, y1), (x0, x1) = hulls
+    assert receptive_field(model, model[-1], (1, 1, size, size), unit) == (y0, y1, x0, x1)
+    assert_value_error(receptive_field, model, model[-1], (1, 1, size, size), (0, current, 0),
+                       match=r"expected .*\(channel, row, col\)")
+
+
+@fuzz(15)
+@given(inputs=model_inputs(min_n=1), layer=st.sampled_from([0, 1, 3, 4]), k=st.integers(0, 4),
+       batch_size=st.integers(1, 3))
+def test_top_activations_match_brute_force(inputs, layer, k, batch_size):
+    model, x, _ = inputs
+    layer = model[layer]
+
+    def summary(top):
+        """What the brute force can check whatever the order of ties: the values, and the activation
+        found again at each reported image and position."""
+        with torch.no_grad():
+            out = layer_output(model, layer, x).float()               # (N, C, h, w)
+        c = torch.arange(out.shape[1])[:, None]
+        return top.values, out[top.indices, c, top.positions[..., 0], top.positions[..., 1]], top.boxes.shape
+
+    def brute_force(model, layer, x, k, batch_size):
+        with torch.no_grad():
+            out = layer_output(model, layer, x).float()
+        best = out.flatten(2).amax(2).T.sort(1, descending=True).values[:, :k]   # (C, k)
+        return best, best, torch.Size([out.shape[1], k, 4])
+
+    assert_oracle_or_value_error(lambda *args: summary(top_activations(*args)), brute_force, model, layer, x, k,
+                                 batch_size, valid=1 <= k <= len(x) and x.dtype == next(model.parameters()).dtype,
+                                 match=r"expected .*(\(N, C, H, W\)|k <= N)")
+
+
+@FUZZ
+@given(mask=arrays(np.int64, st.tuples(st.integers(0, 12), st.integers(0, 12)), elements=st.integers(0, 2)),
+       dtype=st.sampled_from([torch.bool, torch.int64, torch.float32]), layout=layouts)
+def test_connected_components_match_scipy(mask, dtype, layout):
+    mask = as_layout(torch.from_numpy(mask).to(dtype), layout)
+    def scipy_label(m):
+        labels, n = scipy.ndimage.label(m.numpy() != 0)               # 4-connectivity, raster order
+        return torch.from_numpy(labels).long(), n
+
+    assert_oracle_or_value_error(connected_components, scipy_label, mask, valid=True)
+    assert_value_error(connected_components, mask.flatten())
+
+
+def reference_box_from_saliency(saliency_map, quantile):
+    """scipy: the largest 4-connected component (first in raster order on ties) of the pixels >= the quantile."""
+    m = saliency_map.double().numpy()
+    labels, n = scipy.ndimage.label(m >= np.quantile(m, quantile))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    ys, xs = np.nonzero(labels == 1 + int(np.argmax(sizes)))
+    return torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
+
+
+@FUZZ
+@given(data=st.data(), shape=st.tuples(st.integers(0, 10), st.integers(0, 10)), levels=st.sampled_from([3, 1000]),
+       quantile=st.one_of(st.sampled_from([0.0, 0.5, 0.8, 0.9, 1.0]), st.floats(0, 1)),
+       dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16, torch.int64]), layout=layouts)
+def test_box_from_saliency_matches_scipy(data, shape, levels, quantile, dtype, layout):
+    m = as_layout(data.draw(images(shape, levels)).to(dtype), layout)
+    assert_oracle_or_value_error(box_from_saliency, reference_box_from_saliency, m, quantile,
+                                 valid=dtype in FLOAT_DTYPES + [torch.float16] and m.numel() > 0)
+
+
+def test_box_from_saliency_rejects_nan_and_bad_quantiles():
+    assert_value_error(box_from_saliency, torch.full((3, 3), float("nan")), match=r"expected .*finite")
+    assert_value_error(box_from_saliency, torch.rand(3, 3), 1.5, match="expected 0 <= quantile <= 1")
+
+
+def reference_pointing_game(maps, boxes_, tolerance):
+    out = []
+    for m, (x0, y0, x1, y1) in zip(maps.double().numpy(), boxes_.double().tolist()):
+        row, col = np.unravel_index(np.argmax(m), m.shape)
+        out.append(x0 - tolerance <= col + 0.5 <= x1 + tolerance and y0 - tolerance <= row + 0.5 <= y1 + tolerance)
+    return torch.tensor(out, dtype=torch.bool)
+
+
+@FUZZ
+@given(data=st.data(), shape=st.tuples(st.integers(0, 3), st.integers(0, 6), st.integers(0, 6)),
+       tolerance=st.sampled_from([0.0, 0.5, 1.0]) | st.floats(0, 3), dtype=any_dtypes, layout=layouts)
+def test_pointing_game(data, shape, tolerance, dtype, layout):
+    maps = as_layout(data.draw(images(shape, levels=data.draw(st.sampled_from([2, 1000])))).to(dtype), layout)
+    boxes_ = (data.draw(boxes(n=shape[0], scales=(0.5,))) / 8 * 6).to(data.draw(float_dtypes))
+    assert_oracle_or_value_error(pointing_game, reference_pointing_game, maps, boxes_, tolerance,
+                                 valid=maps.is_floating_point() and shape[1] > 0 and shape[2] > 0)
+    assert_value_error(pointing_game, maps, torch.zeros(data.draw(wrong_shape((shape[0], 4)))))
+
+
+@FUZZ
+@given(data=st.data(), n=st.integers(0, 6), scale=st.sampled_from([1.0, 1e-6]), dtype=any_dtypes, layout=layouts)
+def test_box_iou_single_and_box_loss(data, n, scale, dtype, layout):
+    a = data.draw(boxes(n=n, scales=(scale,)))
+    b = a.clone() if data.draw(st.booleans()) else data.draw(boxes(n=n, scales=(scale,)))
+    a, b = as_layout(a.to(dtype), layout), b.to(dtype)
+    diagonal = lambda a, b: tv_ops.box_iou(a.double(), b.double()).diagonal().nan_to_num(0.0)  # noqa: E731
+    tol = tolerance(dtype) or {"rtol": 1e-5, "atol": 1e-6}
+    assert_oracle_or_value_error(box_iou_single, diagonal, a, b, valid=dtype in FLOAT_DTYPES, **tol)
+    loss = lambda p, b, s: F.l1_loss(p.double() / s, b.double() / s) + (1 - diagonal(p, b)).mean()  # noqa: E731
+    if n:
+        assert_oracle_or_value_error(box_loss, loss, a, b, 64, valid=dtype in FLOAT_DTYPES, **tol)
+    assert_value_error(box_iou_single, a, torch.zeros(n + 1, 4))
+
+
+# -------------------------------------------------------------------------------------------- metrics
+
+
+def reference_frechet(mu_a, cov_a, mu_b, cov_b):
+    """Eq. 6 with scipy's matrix square root of C_a C_b."""
+    mu_a, cov_a, mu_b, cov_b = (t.double().numpy() for t in (mu_a, cov_a, mu_b, cov_b))
+    covmean = scipy.linalg.sqrtm(cov_a @ cov_b).real if len(cov_a) else np.zeros((0, 0))
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+
+
+@st.composite
+def gaussians(draw, D: int):
+    """mu (D,) and a covariance (D, D): well-conditioned positive definite, or symmetric indefinite."""
+    mu = torch.from_numpy(draw(arrays(np.float64, (D,), elements=st.floats(-3, 3))))
+    a = torch.from_numpy(draw(arrays(np.float64, (D, D), elements=st.floats(-2, 2))))
+    cov = a @ a.T + 0.5 * torch.eye(D, dtype=torch.float64) if draw(st.booleans()) else a + a.T
+    return mu, cov
+
+
+@FUZZ
+@given(data=st.data(), D=st.integers(0, 6), dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), layout=layouts)
+def test_frechet_distance_matches_scipy(data, D, dtype, layout):
+    (mu_a, cov_a), (mu_b, cov_b) = data.draw(gaussians(D)), data.draw(gaussians(D))
+    args = [as_layout(t.to(dtype), layout) for t in (mu_a, cov_a, mu_b, cov_b)]
+    psd = all(torch.linalg.eigvalsh(c).min() > 1e-3 for c in (cov_a, cov_b)) if D else True
+    # scipy's sqrtm loses about sqrt(eps) relative on singular products, hence atol relative to the traces
+    atol = 1e-7 * float(1 + cov_a.trace().abs() + cov_b.trace().abs()) if D else 1e-12
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert_oracle_or_value_error(image_metrics.frechet_distance, reference_frechet, *args, valid=psd,
+                                     match=r"expected .*\(D, D\)", rtol=1e-6, atol=atol)
+
+
+@FUZZ
+@given(data=st.data(), D=st.integers(1, 4))
+def test_frechet_distance_rejects_mismatched_shapes(data, D):
+    mu, cov = torch.zeros(D), torch.eye(D)
+    assert_value_error(image_metrics.frechet_distance, torch.zeros(data.draw(wrong_shape((D,)))), cov, mu, cov)
+    assert_value_error(image_metrics.frechet_distance, mu, cov, mu, torch.zeros(data.draw(wrong_shape((D, D)))))
+    assert_value_error(image_metrics.frechet_distance, mu, cov, torch.zeros(D + 1), torch.eye(D + 1))
+
+
+def numpy_gaussian(feats):
+    f = feats.double().numpy()
+    return torch.from_numpy(f.mean(0)), torch.from_numpy(np.atleast_2d(np.cov(f, rowvar=False)).reshape(f.shape[1],
+                                                                                                         f.shape[1]))
+
+
+@FUZZ
+@given(feats=arrays(np.float64, st.tuples(st.integers(0, 6), st.integers(0, 4)), elements=st.floats(-4, 4)),
+       dtype=any_dtypes, layout=layouts)
+def test_gaussian_matches_numpy_cov(feats, dtype, layout):
+    feats = as_layout(torch.from_numpy(feats).to(dtype), layout)
+    assert_oracle_or_value_error(image_metrics.gaussian, numpy_gaussian, feats,
+                                 valid=len(feats) >= 2 and dtype != torch.bool, rtol=1e-6, atol=1e-6)
+    assert_value_error(image_metrics.gaussian, feats.flatten())
+    assert_value_error(image_metrics.gaussian, feats.tolist(), match=r"expected .*\(N, D\)")
+
+
+# ------------------------------------------------------------------------------------------------ cnn
+
+
+@FUZZ
+@given(shape=st.tuples(st.integers(0, 3), st.integers(1, 3), st.integers(27, 29), st.integers(27, 29)) |
+       st.lists(st.integers(1, 28), max_size=5).map(tuple), dtype=any_dtypes, layout=layouts)
+def test_check_images(shape, dtype, layout):
+    x = as_layout(torch.zeros(shape, dtype=dtype), layout)
+
+    def accepted(x, size=28):
+        assert x.ndim == 4 and x.shape[1:] == (1, size, size) and x.is_floating_point(), "should be rejected"
+
+    assert_oracle_or_value_error(check_images, accepted, x, match=r"expected .*(\(B, 1, 28, 28\)|float)")
+
+
+def replay_augment(x, seed, shift):
+    """Flip with probability 1/2, then shift by (dy - s, dx - s), replaying the generator's draws."""
+    g = torch.Generator().manual_seed(seed)
+    B, C, H, W = x.shape
+    flip = torch.rand(B, generator=g) < 0.5
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, B), generator=g)
+    out = torch.zeros_like(x)
+    for i in range(B):
+        padded = F.pad((x[i].flip(-1) if flip[i] else x[i]).double(), (shift,) * 4)
+        out[i] = padded[:, dy[i]:dy[i] + H, dx[i]:dx[i] + W].to(x.dtype)
+    return out
+
+
+@FUZZ
+@given(data=st.data(), shape=st.tuples(st.integers(0, 4), st.integers(1, 3), st.integers(1, 8), st.integers(1, 8)),
+       shift=st.integers(-1, 3), seed=st.integers(0, 3), dtype=any_dtypes, layout=layouts)
+def test_augment_is_a_seeded_flip_and_shift(data, shape, shift, seed, dtype, layout):
+    x = as_layout(data.draw(images(shape, levels=4)).to(dtype), layout)
+    aug = lambda x, seed, shift: augment(x, torch.Generator().manual_seed(seed), shift)  # noqa: E731
+    assert_oracle_or_value_error(aug, replay_augment, x, seed, shift, valid=shift >= 0 and dtype != torch.bool,
+                                 match=r"expected .*(\(B, C, H, W\)|shift)")
+    assert_value_error(augment, x.flatten(0, 1))
+
+
+@FUZZ
+@given(data=st.data(), n=st.integers(0, 5), batch_size=st.integers(1, 3), K=st.integers(2, 4),
+       dtype=any_dtypes, layout=layouts)
+def test_predict_and_accuracy(data, n, batch_size, K, dtype, layout):
+    torch.manual_seed(K)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(8 * 8, K)).eval()
+    x = as_layout(data.draw(images((n, 1, 8, 8), levels=8)).to(dtype), layout)
+    labels = torch.from_numpy(data.draw(arrays(np.int64, (n,), elements=st.integers(0, K - 1))))
+    floating = dtype not in (torch.int64, torch.uint8, torch.bool)
+    logits = lambda m, x, bs: m(x.float()).detach()                    # noqa: E731
+    assert_oracle_or_value_error(predict, logits, model, x, batch_size, valid=floating,
+                                 match=SHAPE_ERROR + "|expected float")
+    hits = lambda m, x, y, bs: (m(x.float()).argmax(1) == y).double().mean().item()  # noqa: E731
+    assert_oracle_or_value_error(accuracy, hits, model, x, labels, batch_size, valid=floating and n > 0,
+                                 match=SHAPE_ERROR + "|expected float")
+    assert_value_error(accuracy, model, x, torch.zeros(data.draw(wrong_shape((n,))), dtype=torch.int64))
+
+
+# ------------------------------------------------------------------------------------------ proposals
+
+
+@fuzz(10)
+@given(data=st.data(), shape=st.tuples(st.sampled_from([1, 3]), st.integers(1, 10), st.integers(1, 10)),
+       dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), layout=layouts)
+def test_selective_search_is_the_same_for_any_float_dtype_and_layout(data, shape, dtype, layout):
+    """No oracle implements selective search; its answer on the contiguous float32 image is the reference
+    for other dtypes and layouts holding the same values, and it must contain the whole image."""
+    image = data.draw(images(shape, levels=data.draw(st.sampled_from([4, 1000]))))
+    if dtype == torch.float16:
+        image = image.half().double()                                 # values a float16 can hold
+    reference = selective_search(image.float(), scale=(50.0,))
+    assert (reference == torch.tensor([0.0, 0.0, shape[2], shape[1]])).all(1).any()
+    assert_oracle_or_value_error(lambda im: selective_search(im, scale=(50.0,)), lambda im: reference,
+                                 as_layout(image.to(dtype), layout), valid=True)
+
+
+@FUZZ
+@given(data=st.data())
+def test_selective_search_rejects_malformed_images(data):
+    bad = torch.rand(data.draw(wrong_shape((1, None, None))))
+    if not (bad.ndim == 3 and bad.shape[0] in (1, 3) and bad.shape[1] > 0 and bad.shape[2] > 0):
+        assert_value_error(selective_search, bad)
+    assert_value_error(selective_search, torch.rand(1, data.draw(st.integers(0, 3)), 0))
+    assert_value_error(selective_search, torch.full((1, 4, 4), float("nan")))
+    assert_value_error(selective_search, torch.zeros(1, 4, 4, dtype=data.draw(st.sampled_from(ODD_DTYPES[2:]))))
+
+
+# ------------------------------------------------------------------------------------ pinned examples
+# Inputs on which a kernel once disagreed with its oracle, at edges the random draws reach only rarely.
+
+_half_boxes = torch.tensor([[0, 0, 300, 300], [0, 0, 150, 300], [0, 0, 0, 0]], dtype=torch.float16)
+_one_third = (torch.tensor([[0, 0, 2, 1.], [1, 0, 3, 1]]), torch.tensor([1.0, 0.5]))   # IoU exactly 1/3
+_thirds = torch.tensor([[1, 2, 0, 0, 1, 0, 2, 1, 0, 3, 1, 2, 0],
+                        [1, 2, 2, 2, 1, 1, 3, 3, 3, 1, 3, 2, 1]]) / 3  # 0.8 quantile: the 21st value, 2/3, exactly
+_on_border = [{"boxes": torch.tensor([[7.9999995, 0, 8.0, 1]]), "labels": torch.tensor([1])}]  # centre < 8 px
+_at_threshold = torch.tensor([[[[0.5, 0.5, 0.5, 0.5, 1.0, 0.05]]]])   # score float32(0.05) > 0.05
+
+
+@pytest.mark.parametrize("fn, oracle, args, tol", [
+    (nms, tv_ops.nms, (*_one_third, 1 / 3), {}),
+    (batched_nms, tv_ops.batched_nms, (*_one_third, torch.zeros(2, dtype=torch.int64), 1 / 3), {}),
+    (box_area, tv_ops.box_area, (_half_boxes,), tolerance(torch.float16)),           # 90000 overflows float16
+    (box_iou, tv_ops.box_iou, (_half_boxes, _half_boxes), tolerance(torch.float16)),
+    (box_iou, tv_ops.box_iou, (torch.zeros(1, 4).half(), torch.tensor([[0, 0, 1e-6, 1e-6]]).half()), {}),
+    (box_iou_single, lambda a, b: torch.ones(1), (torch.tensor([[0, 0, 1e-5, 1e-5]]),) * 2, {}),
+    (box_from_saliency, reference_box_from_saliency, (_thirds, 0.8), {}),
+    (yolo.encode_targets, reference_encode_targets, (_on_border, 8, 64, 1), {}),
+    (yolo.decode, reference_decode, (_at_threshold, 0.05, 0.5, 64, 1, 100), {}),
+    (image_metrics.gaussian, numpy_gaussian, (torch.tensor([[1.0], [2.0], [4.0]]),), {}),
+], ids=["nms-iou-at-threshold", "batched-nms-iou-at-threshold", "box-area-float16-overflow",
+        "box-iou-float16-overflow", "box-iou-float16-underflow", "box-iou-single-tiny-boxes",
+        "box-from-saliency-quantile-on-a-value", "encode-targets-centre-on-a-border", "decode-score-at-threshold",
+        "gaussian-one-feature"])
+def test_pinned_examples(fn, oracle, args, tol):
+    assert_oracle_or_value_error(fn, oracle, *args, valid=True, **tol)
