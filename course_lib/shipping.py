@@ -49,6 +49,14 @@ def _yolo():
     return yolo.YOLOv1(), lambda m: yolo_train.train_yolo(m, yolo_train.SHIPPED)
 
 
+def _vq(name: str):
+    def make():
+        from course_lib.vae import vq
+
+        return vq.build_vqvae(), lambda m: vq.train_vqvae(m, vq.SHIPPED[name])
+    return make
+
+
 SHIPPED: dict[str, Callable[[], tuple[nn.Module, Callable[[nn.Module], dict]]]] = {
     "fmnist_classifier": _classifier("fmnist_classifier"),
     "fmnist_alexnet": _classifier("fmnist_alexnet"),
@@ -56,6 +64,8 @@ SHIPPED: dict[str, Callable[[], tuple[nn.Module, Callable[[nn.Module], dict]]]] 
     "scene_box_regressor": _scene_box_regressor,
     "rcnn": _rcnn,
     "yolo_v1": _yolo,
+    "vq_tokenizer": _vq("vq_tokenizer"),
+    "vq_tokenizer_nofix": _vq("vq_tokenizer_nofix"),
 }
 
 

@@ -85,6 +85,8 @@ EXPECTED = {
     "04_yolo": {"yolo_map50", "yolo_images_per_second", "rcnn_images_per_second"},
     "02_inside_a_cnn": {"scene_classifier_acc", "saliency_box_iou", "regressor_box_iou", "saliency_pointing_acc",
                         "regressor_pointing_acc"},
+    "08_vq_vae": {"perplexity_fix", "dead_codes_fix", "perplexity_nofix", "dead_codes_nofix", "recon_mse",
+                  "recon_mse_nofix", "recon_fid", "recon_fid_nofix"},
 }
 
 
@@ -116,6 +118,8 @@ def test_smoke_execution(path, tmp_path):
     if path.stem == "02_inside_a_cnn":
         assert all(0 <= metrics[name] <= 1 for name in EXPECTED[path.stem])
         assert metrics["scene_classifier_acc"] > 0.5  # shipped, so meaningful even in smoke
+    if path.stem == "08_vq_vae":  # shipped tokenizers, so meaningful even in smoke
+        assert metrics["dead_codes_fix"] < metrics["dead_codes_nofix"] and metrics["recon_mse"] < 0.015
     print(json.dumps({path.stem: result["seconds"]}))
 
 
