@@ -49,6 +49,20 @@ def _yolo():
     return yolo.YOLOv1(), lambda m: yolo_train.train_yolo(m, yolo_train.SHIPPED)
 
 
+def _vae(name: str):
+    def make():
+        from course_lib.vae import vae
+
+        return vae.build(name), lambda m: vae.train_model(m, vae.SHIPPED[name].train)
+    return make
+
+
+def _hvae():
+    from course_lib.vae import hierarchical, vae
+
+    return hierarchical.build_hvae(), lambda m: vae.train_model(m, hierarchical.SHIPPED)
+
+
 def _vq(name: str):
     def make():
         from course_lib.vae import vq
@@ -64,6 +78,10 @@ SHIPPED: dict[str, Callable[[], tuple[nn.Module, Callable[[nn.Module], dict]]]] 
     "scene_box_regressor": _scene_box_regressor,
     "rcnn": _rcnn,
     "yolo_v1": _yolo,
+    "ae_latent2": _vae("ae_latent2"),
+    "vae_latent2": _vae("vae_latent2"),
+    "vae_latent16": _vae("vae_latent16"),
+    "hvae_2level": _hvae,
     "vq_tokenizer": _vq("vq_tokenizer"),
     "vq_tokenizer_nofix": _vq("vq_tokenizer_nofix"),
 }

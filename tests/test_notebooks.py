@@ -85,6 +85,8 @@ EXPECTED = {
     "04_yolo": {"yolo_map50", "yolo_images_per_second", "rcnn_images_per_second"},
     "02_inside_a_cnn": {"scene_classifier_acc", "saliency_box_iou", "regressor_box_iou", "saliency_pointing_acc",
                         "regressor_pointing_acc"},
+    "07_vae": {"ae_prior_fid", "ae_fitted_prior_fid", "vae_prior_fid", "vae_test_nll_k100", "hvae_test_nll_k100",
+               "vae_test_neg_elbo", "hvae_test_neg_elbo"},
     "08_vq_vae": {"perplexity_fix", "dead_codes_fix", "perplexity_nofix", "dead_codes_nofix", "recon_mse",
                   "recon_mse_nofix", "recon_fid", "recon_fid_nofix"},
 }
