@@ -49,6 +49,15 @@ def _yolo():
     return yolo.YOLOv1(), lambda m: yolo_train.train_yolo(m, yolo_train.SHIPPED)
 
 
+def _maskrcnn(reference: bool):
+    def make():
+        from course_lib.detection import maskrcnn, maskrcnn_train
+
+        model = maskrcnn_train.build_torchvision_reference() if reference else maskrcnn.MaskRCNN()
+        return model, lambda m: maskrcnn_train.train_maskrcnn(m, maskrcnn_train.SHIPPED)
+    return make
+
+
 def _vae(name: str):
     def make():
         from course_lib.vae import vae
@@ -78,6 +87,8 @@ SHIPPED: dict[str, Callable[[], tuple[nn.Module, Callable[[nn.Module], dict]]]] 
     "scene_box_regressor": _scene_box_regressor,
     "rcnn": _rcnn,
     "yolo_v1": _yolo,
+    "maskrcnn": _maskrcnn(reference=False),
+    "maskrcnn_torchvision_ref": _maskrcnn(reference=True),
     "ae_latent2": _vae("ae_latent2"),
     "vae_latent2": _vae("vae_latent2"),
     "vae_latent16": _vae("vae_latent16"),

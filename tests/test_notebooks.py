@@ -85,6 +85,8 @@ EXPECTED = {
     "04_yolo": {"yolo_map50", "yolo_images_per_second", "rcnn_images_per_second"},
     "02_inside_a_cnn": {"scene_classifier_acc", "saliency_box_iou", "regressor_box_iou", "saliency_pointing_acc",
                         "regressor_pointing_acc"},
+    "05_mask_rcnn": {"mask_map50", "box_map50", "torchmetrics_mask_map50", "tv_mask_map50", "tv_box_map50",
+                     "roipool_corner_shift_px"},
     "07_vae": {"ae_prior_fid", "ae_fitted_prior_fid", "vae_prior_fid", "vae_test_nll_k100", "hvae_test_nll_k100",
                "vae_test_neg_elbo", "hvae_test_neg_elbo"},
     "08_vq_vae": {"perplexity_fix", "dead_codes_fix", "perplexity_nofix", "dead_codes_nofix", "recon_mse",
@@ -120,6 +122,8 @@ def test_smoke_execution(path, tmp_path):
     if path.stem == "02_inside_a_cnn":
         assert all(0 <= metrics[name] <= 1 for name in EXPECTED[path.stem])
         assert metrics["scene_classifier_acc"] > 0.5  # shipped, so meaningful even in smoke
+    if path.stem == "05_mask_rcnn":  # the shipped model, so meaningful even on the smoke scenes
+        assert metrics["mask_map50"] > 0.5 and metrics["mask_map50"] == pytest.approx(metrics["torchmetrics_mask_map50"])
     if path.stem == "08_vq_vae":  # shipped tokenizers, so meaningful even in smoke
         assert metrics["dead_codes_fix"] < metrics["dead_codes_nofix"] and metrics["recon_mse"] < 0.015
     print(json.dumps({path.stem: result["seconds"]}))

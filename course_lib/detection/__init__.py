@@ -1,20 +1,25 @@
-"""Chapters 03-04, object detection: the kernels of a region-based detector, written out.
+"""Chapters 03-05, object detection and instance segmentation: the kernels of a region-based detector, written out.
 
 Girshick, Donahue, Darrell & Malik 2014, "Rich feature hierarchies for accurate object detection and semantic
 segmentation" (R-CNN): propose ~2000 class-agnostic regions, classify each, refine its box by regression,
 prune each class with non-maximum suppression. The proposals come from selective search (Uijlings, van de
 Sande, Gevers & Smeulders 2013, "Selective Search for Object Recognition"). YOLO v1 (Redmon, Divvala, Girshick
 & Farhadi 2016, "You Only Look Once: Unified, Real-Time Object Detection") drops the proposals and regresses
-boxes on a grid, but is scored and pruned with the same IoU, NMS and mAP.
+boxes on a grid, but is scored and pruned with the same IoU, NMS and mAP. Mask R-CNN (He, Gkioxari, Dollar &
+Girshick 2017) adds a region proposal network, RoIAlign and a mask head that outputs a binary mask per object.
 
 - ``boxes``      box_area, box_iou, nms, batched_nms; encode / decode, the box coding of R-CNN's regressor
 - ``metrics``    COCO-style mean average precision, with the precision-recall curve built in the open
 - ``proposals``  selective search: felzenszwalb superpixels grouped hierarchically
 - ``rcnn``       warp proposals, classify (+ background), regress boxes, per-class NMS; training and loading
 - ``yolo``       YOLO v1: the S x S grid, the loss of Eq. 3 term by term, decoding; ``yolo_train``: training
+- ``roi``        RoIAlign (bilinear sampling, point by point and as matrix products) and RoIPool
+- ``maskrcnn``   backbone, RPN (torchvision's plumbing), box head, mask head, mask targets and loss;
+                 ``maskrcnn_train``: training, evaluation, loading, torchvision's MaskRCNN as the reference
+- ``seg_metrics`` mask IoU and mask AP (= pycocotools / torchmetrics segm)
 
 Every kernel is tested against a trusted implementation (torchvision.ops, torchvision's BoxCoder,
-torchmetrics / pycocotools) in tests/test_detection_kernels.py.
+torchmetrics / pycocotools) in tests/test_detection_kernels.py, tests/test_roi.py and tests/test_maskrcnn.py.
 """
 
 from course_lib.detection.boxes import batched_nms, box_area, box_iou, decode, encode, nms
