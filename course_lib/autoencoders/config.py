@@ -1,0 +1,39 @@
+"""Notebook 06's sizes per profile (shown in its parameters cell)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from course_lib.profiles import pick
+
+
+@dataclass
+class AENotebookConfig:
+    n_train: int            # Fashion-MNIST training images used by every model
+    n_test: int             # test images for every reported number
+    batch_size: int
+    k_pca: int              # code size of the linear AE and of PCA
+    steps_linear: int       # Adam steps of the linear AE (batch 512)
+    d_overcomplete: int     # code size of the over-complete AE (> 784 pixels)
+    steps_overcomplete: int
+    d_hidden: int           # code size of the plain, denoising, sparse, k-sparse and contractive AEs
+    steps: int              # Adam steps of each of those
+    k_sparse: int           # k of the k-sparse AE
+    n_jacobian: int         # test images for the encoder Jacobian norm
+    n_probe: int            # training codes for the linear probe (it is tested on n_test codes)
+
+
+AE_CONFIGS = {
+    "smoke": AENotebookConfig(n_train=2_000, n_test=500, batch_size=128, k_pca=8, steps_linear=60, d_overcomplete=1024,
+                              steps_overcomplete=30, d_hidden=256, steps=30, k_sparse=25, n_jacobian=20, n_probe=500),
+    "cpu": AENotebookConfig(n_train=10_000, n_test=2_000, batch_size=128, k_pca=8, steps_linear=1_500,
+                            d_overcomplete=1024, steps_overcomplete=1_500, d_hidden=256, steps=1_500, k_sparse=25,
+                            n_jacobian=200, n_probe=5_000),
+    "gpu": AENotebookConfig(n_train=60_000, n_test=10_000, batch_size=256, k_pca=16, steps_linear=10_000,
+                            d_overcomplete=2048, steps_overcomplete=10_000, d_hidden=1024, steps=10_000, k_sparse=40,
+                            n_jacobian=1_000, n_probe=20_000),
+}
+
+
+def ae_config(profile: str = "auto", **overrides) -> AENotebookConfig:
+    return pick(AE_CONFIGS, profile, **overrides)
