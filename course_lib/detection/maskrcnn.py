@@ -27,6 +27,7 @@ with 16-35 px items: a 6-layer conv backbone of stride 4 (16 x 16 cells, one lev
 
 from __future__ import annotations
 
+import numbers
 from collections import OrderedDict
 
 import torch
@@ -104,6 +105,12 @@ def mask_targets(gt_masks: Tensor, rois: Tensor, matched: Tensor, size: int = MA
     if gt_masks.ndim != 3 or rois.ndim != 2 or rois.shape[1] != 4 or matched.shape != (len(rois),):
         raise ValueError(f"expected gt_masks (G, H, W), rois (P, 4) and matched (P,), got {tuple(gt_masks.shape)}, "
                          f"{tuple(rois.shape)}, {tuple(matched.shape)}")
+    if 0 in gt_masks.shape[1:] or matched.is_floating_point() or matched.dtype == torch.bool:
+        raise ValueError(f"expected gt_masks (G, H, W) with H, W >= 1 and matched (P,) int, got "
+                         f"{tuple(gt_masks.shape)}, {matched.dtype}")
+    if len(matched) and (matched.min() < 0 or matched.max() >= len(gt_masks)):
+        raise ValueError(f"expected matched (P,) indices in [0, G) of gt_masks (G, H, W), G = {len(gt_masks)}, "
+                         f"got {matched.unique().tolist()}")
     index = torch.cat([matched[:, None].to(rois), rois], 1)                        # (P, 5): mask index + box
     crops = roi_align(gt_masks[:, None].float(), index, size, spatial_scale=1.0, aligned=True)  # (P, 1, M, M)
     return (crops[:, 0] >= 0.5).float()
@@ -112,15 +119,24 @@ def mask_targets(gt_masks: Tensor, rois: Tensor, matched: Tensor, size: int = MA
 def mask_loss(mask_logits: Tensor, labels: Tensor, targets: Tensor) -> Tensor:
     """L_mask (Sec. 3): mask_logits (P, C, M, M), labels (P,) in 1..C, targets (P, M, M) -> the mean binary
     cross-entropy between sigmoid(logits of each RoI's own class) and its target; other classes' masks get
-    no gradient. 0 (still differentiable) when P = 0."""
+    no gradient. 0 (still differentiable) when P = 0. Labels outside 1..C raise (label 0 would otherwise read the
+    last class's mask); logits and targets of different float dtypes are compared in the wider one."""
     P = len(mask_logits)
     if mask_logits.ndim != 4 or labels.shape != (P,) or targets.shape != (P, *mask_logits.shape[2:]):
         raise ValueError(f"expected mask_logits (P, C, M, M), labels (P,), targets (P, M, M), got "
                          f"{tuple(mask_logits.shape)}, {tuple(labels.shape)}, {tuple(targets.shape)}")
+    if not mask_logits.is_floating_point() or not targets.is_floating_point() or labels.is_floating_point() \
+            or labels.dtype == torch.bool:
+        raise ValueError(f"expected float mask_logits (P, C, M, M) and targets (P, M, M), int labels (P,), got "
+                         f"{mask_logits.dtype}, {targets.dtype}, {labels.dtype}")
+    if P and (labels.min() < 1 or labels.max() > mask_logits.shape[1]):   # label 0 would read class C's mask
+        raise ValueError(f"expected labels (P,) in 1..C for mask_logits (P, C, M, M), C = {mask_logits.shape[1]}, "
+                         f"got {labels.unique().tolist()}")
     if P == 0:
-        return mask_logits.sum() * 0
+        return (mask_logits.sum() * 0).to(torch.promote_types(mask_logits.dtype, targets.dtype))
     own = mask_logits[torch.arange(P, device=labels.device), labels - 1]               # (P, M, M)
-    return F.binary_cross_entropy_with_logits(own, targets)
+    dtype = torch.promote_types(own.dtype, targets.dtype)                 # mixed: the wider (not the targets')
+    return F.binary_cross_entropy_with_logits(own.to(dtype), targets.to(dtype))
 
 
 def paste_masks(masks: Tensor, boxes: Tensor, height: int, width: int) -> Tensor:
@@ -128,8 +144,13 @@ def paste_masks(masks: Tensor, boxes: Tensor, height: int, width: int) -> Tensor
 
     The inverse of RoIAlign's sampling: image pixel (x, y), centre (x + 0.5, y + 0.5), reads the mask at
     u = (x + 0.5 - x0) / (x1 - x0) * M - 0.5 (and v likewise), bilinearly, with 0 beyond the mask's border."""
-    if masks.ndim != 3 or boxes.shape != (len(masks), 4):
-        raise ValueError(f"expected masks (D, M, M) and boxes (D, 4), got {tuple(masks.shape)}, {tuple(boxes.shape)}")
+    if masks.ndim != 3 or boxes.shape != (len(masks), 4) or not masks.is_floating_point() or 0 in masks.shape[1:]:
+        raise ValueError(f"expected masks (D, M, M) float with M >= 1 and boxes (D, 4), got {tuple(masks.shape)} "
+                         f"{masks.dtype}, {tuple(boxes.shape)}")
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0 for v in (height, width)):
+        raise ValueError(f"expected an image size (height, width) of ints >= 0, got ({height!r}, {width!r})")
+    if masks.dtype in (torch.float16, torch.bfloat16):                  # grid_sample wants one dtype: sample in float32
+        return paste_masks(masks.float(), boxes, height, width).to(masks.dtype)
     D = len(masks)
     x0, y0, x1, y1 = boxes.to(masks).unbind(1)                                     # (D,) each
     xs = torch.arange(width, device=masks.device) + 0.5                            # (W,) pixel centres
@@ -178,12 +199,19 @@ class MaskRCNN(nn.Module):
         ground truth (IoU >= 0.5: its class; else background), sampled up to 32 with <= 25 % positives
         -> rois (R, 4), labels (R,), matched ground-truth index (R,)."""
         gt_boxes, gt_labels = target["boxes"].to(proposals), target["labels"]
+        if (proposals.ndim != 2 or proposals.shape[1] != 4 or gt_boxes.ndim != 2 or gt_boxes.shape[1] != 4
+                or gt_labels.shape != (len(gt_boxes),) or gt_labels.is_floating_point()):
+            raise ValueError(f"expected proposals (P, 4), target boxes (G, 4) and labels (G,) int, got "
+                             f"{tuple(proposals.shape)}, {tuple(gt_boxes.shape)}, {tuple(gt_labels.shape)} "
+                             f"{gt_labels.dtype}")
         rois = torch.cat([proposals, gt_boxes])
         if len(gt_boxes) == 0:
             matched = torch.zeros(len(rois), dtype=torch.long, device=rois.device)
             labels = torch.zeros_like(matched)
         else:
-            matched = self.matcher(box_iou(gt_boxes, rois))                       # (R,) -1: background
+            # two zero-area boxes have IoU 0 / 0 = NaN, which the Matcher would take for a match: count it as 0
+            iou = box_iou(gt_boxes, rois).nan_to_num(0.0)                         # (G, R)
+            matched = self.matcher(iou)                                           # (R,) -1: background
             labels = gt_labels[matched.clamp(min=0)].clone()
             labels[matched < 0] = 0
             matched = matched.clamp(min=0)

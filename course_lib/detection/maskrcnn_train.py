@@ -69,7 +69,14 @@ def build_torchvision_reference() -> nn.Module:
 
 
 def hflip(images: Tensor, targets: list[dict], generator: torch.Generator, p: float = 0.5) -> tuple[Tensor, list[dict]]:
-    """Mirror a random fraction p of images (B, 1, H, W) left-right with their boxes and masks."""
+    """Mirror a random fraction p of images (B, 1, H, W) left-right with their boxes (G, 4) and masks (G, H, W)."""
+    if images.ndim != 4 or len(targets) != len(images) or any(
+            t["boxes"].ndim != 2 or t["boxes"].shape[1] != 4 or t["masks"].ndim != 3
+            or t["masks"].shape[0] != len(t["boxes"]) or t["masks"].shape[-1] != images.shape[-1] for t in targets):
+        raise ValueError(f"expected images (B, C, H, W) and B targets with boxes (G, 4) and masks (G, H, W), got "
+                         f"{tuple(images.shape)} and {len(targets)} targets with boxes "
+                         f"{[tuple(t['boxes'].shape) for t in targets]}, "
+                         f"masks {[tuple(t['masks'].shape) for t in targets]}")
     W = images.shape[-1]
     flip = (torch.rand(len(images), generator=generator) < p).tolist()
     out_images, out_targets = images.clone(), []

@@ -27,37 +27,50 @@ forward and gradient (tests/test_roi.py).
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
 
 
 def _pair(output_size: int | tuple[int, int]) -> tuple[int, int]:
-    PH, PW = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-    if int(PH) != PH or int(PW) != PW or PH < 1 or PW < 1:
+    pair = (output_size, output_size) if isinstance(output_size, numbers.Real) else output_size
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or any(isinstance(v, bool) or not isinstance(v, numbers.Real) or int(v) != v or v < 1 for v in pair)):
         raise ValueError(f"expected output_size as an int or (PH, PW) of ints >= 1, got {output_size!r}")
-    return int(PH), int(PW)
+    return int(pair[0]), int(pair[1])
+
+
+# float16 / bfloat16 features are sampled in float32 (the result is cast back): a bfloat16 coordinate near
+# 16 cells is only good to 1/8 cell, and RoIAlign's output would be visibly off.
+REDUCED = (torch.float16, torch.bfloat16)
 
 
 def as_rois(boxes: Tensor | list[Tensor], features: Tensor) -> Tensor:
     """boxes as (K, 5) rois or a list of (K_i, 4) xyxy tensors, one per image of features (N, C, H, W)
     -> rois (K, 5) = [batch index, x0, y0, x1, y1], in the features' dtype."""
-    if not isinstance(features, Tensor) or features.ndim != 4 or not features.is_floating_point():
-        raise ValueError(f"expected features of shape (N, C, H, W) float, got {getattr(features, 'shape', features)}")
+    if (not isinstance(features, Tensor) or features.ndim != 4 or not features.is_floating_point()
+            or 0 in features.shape[2:]):
+        raise ValueError(f"expected features of shape (N, C, H, W) float with H, W >= 1, got "
+                         f"{tuple(getattr(features, 'shape', ())) or type(features).__name__}"
+                         f"{'' if not isinstance(features, Tensor) else ' ' + str(features.dtype)}")
     if isinstance(boxes, (list, tuple)):
         if any(not isinstance(b, Tensor) or b.ndim != 2 or b.shape[1] != 4 for b in boxes):
             raise ValueError(f"expected a list of (K_i, 4) box tensors, got shapes "
                              f"{[tuple(getattr(b, 'shape', ())) for b in boxes]}")
         if len(boxes) > len(features):
-            raise ValueError(f"got boxes for {len(boxes)} images but features for {len(features)}")
+            raise ValueError(f"expected at most N = {len(features)} box tensors for features (N, C, H, W), "
+                             f"got {len(boxes)}")
         index = [torch.full((len(b), 1), i, dtype=features.dtype, device=features.device) for i, b in enumerate(boxes)]
         return torch.cat([torch.cat([i, b.to(features)], 1) for i, b in zip(index, boxes)]
                          or [features.new_zeros(0, 5)])
     if not isinstance(boxes, Tensor) or boxes.ndim != 2 or boxes.shape[1] != 5:
         raise ValueError(f"expected boxes as rois (K, 5) = [batch index, x0, y0, x1, y1] or a list of (K_i, 4), "
                          f"got {getattr(boxes, 'shape', type(boxes).__name__)}")
-    if len(boxes) and (boxes[:, 0].min() < 0 or boxes[:, 0].max() >= len(features)):
-        raise ValueError(f"roi batch indices must lie in [0, {len(features)}), got {boxes[:, 0].unique().tolist()}")
+    if len(boxes) and not (boxes[:, 0].isfinite().all() and boxes[:, 0].min() >= 0
+                           and boxes[:, 0].max() < len(features)):
+        raise ValueError(f"expected roi batch indices in [0, N) for features (N, C, H, W) with N = {len(features)}, "
+                         f"got {boxes[:, 0].unique().tolist()}")
     return boxes.to(features)
 
 
@@ -65,6 +78,15 @@ def bilinear(features: Tensor, batch_index: Tensor, y: Tensor, x: Tensor) -> Ten
     """Read features (N, C, H, W) at the points (y, x), each (K, P), of image batch_index (K,) by bilinear
     interpolation (module docstring) -> (K, C, P). A point with y < -1, y > H, x < -1 or x > W reads 0;
     closer points are clamped into the map (torchvision's ``bilinear_interpolate``)."""
+    if not isinstance(features, Tensor) or features.ndim != 4 or 0 in features.shape[2:]:
+        raise ValueError(f"expected features (N, C, H, W) with H, W >= 1, got {tuple(getattr(features, 'shape', ()))}")
+    if (batch_index.ndim != 1 or y.ndim != 2 or y.shape != x.shape or len(y) != len(batch_index)
+            or batch_index.is_floating_point() or y.dtype == torch.bool or x.dtype == torch.bool):
+        raise ValueError(f"expected batch_index (K,) int and points y, x (K, P), got {tuple(batch_index.shape)} "
+                         f"{batch_index.dtype}, {tuple(y.shape)}, {tuple(x.shape)}")
+    if len(batch_index) and (batch_index.min() < 0 or batch_index.max() >= len(features)):
+        raise ValueError(f"expected batch_index in [0, N) for features (N, C, H, W) with N = {len(features)}, "
+                         f"got {batch_index.unique().tolist()}")
     N, C, H, W = features.shape
     outside = (y < -1) | (y > H) | (x < -1) | (x > W)                 # (K, P)
     y, x = y.clamp(min=0), x.clamp(min=0)
@@ -105,6 +127,10 @@ def sample_points(start: Tensor, length: Tensor, bins: int, grid: Tensor) -> tup
     """Along one axis: RoIs starting at start (K,) of length (K,), cut into ``bins`` bins of ``grid`` (K,)
     samples each -> coordinates (K, bins, G) and which of them are used (K, 1, G), G = max(grid):
     bin p's sample i sits at start + p * length / bins + (i + 0.5) * (length / bins) / grid."""
+    if (start.ndim != 1 or length.shape != start.shape or grid.shape != start.shape or grid.is_floating_point()
+            or isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1):
+        raise ValueError(f"expected start, length (K,), grid (K,) int and bins an int >= 1, got {tuple(start.shape)}, "
+                         f"{tuple(length.shape)}, {tuple(grid.shape)} {grid.dtype}, bins={bins!r}")
     G = max(int(grid.max()), 1) if len(grid) else 1
     i = torch.arange(G, device=start.device)                            # (G,)
     p = torch.arange(bins, device=start.device)                         # (bins,)
@@ -123,11 +149,14 @@ def roi_align_points(features: Tensor, boxes: Tensor | list[Tensor], output_size
     Box in map coordinates: x0' = x0 * spatial_scale - 0.5 (aligned) or x0 * spatial_scale; ``sampling_ratio``
     samples per bin side, or ceil(w / PW) when sampling_ratio <= 0 (adaptive, so it varies between boxes).
     """
+    if isinstance(features, Tensor) and features.dtype in REDUCED:
+        return roi_align_points(features.float(), boxes, output_size, spatial_scale, sampling_ratio,
+                                aligned).to(features.dtype)
     rois = as_rois(boxes, features)                                     # (K, 5)
     PH, PW = _pair(output_size)
     K = len(rois)
-    if K == 0:
-        return features.new_zeros(0, features.shape[1], PH, PW)
+    if K == 0:                                                          # still part of the graph: zero gradient
+        return features.new_zeros(0, features.shape[1], PH, PW) + features[:0].sum()
     y0, h, x0, w, gh, gw = _box_and_grid(rois, PH, PW, spatial_scale, sampling_ratio, aligned)
     ys, used_y = sample_points(y0, h, PH, gh)                            # (K, PH, Gh), (K, 1, Gh)
     xs, used_x = sample_points(x0, w, PW, gw)                            # (K, PW, Gw), (K, 1, Gw)
@@ -145,6 +174,10 @@ def interpolation_matrix(coords: Tensor, used: Tensor, size: int) -> Tensor:
     cells -> (K, P, size), row p = the mean over bin p's samples of their bilinear weights on the cells: a sample
     at c gets 1 - (c - floor c) on cell floor c and c - floor c on the next; 0 when c < -1 or c > size, clamped
     into the map within one cell of it (as ``bilinear``)."""
+    if (coords.ndim != 3 or used.shape != (len(coords), 1, coords.shape[2]) or used.dtype != torch.bool
+            or isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1):
+        raise ValueError(f"expected coords (K, P, G), used (K, 1, G) bool and size an int >= 1, got "
+                         f"{tuple(coords.shape)}, {tuple(used.shape)} {used.dtype}, size={size!r}")
     inside = (coords >= -1) & (coords <= size) & used                   # (K, P, G)
     c = coords.clamp(min=0)
     c0 = c.floor().long()
@@ -168,11 +201,14 @@ def roi_align(features: Tensor, boxes: Tensor | list[Tensor], output_size: int |
     A_y (PH, H) and A_x (PW, W) from ``interpolation_matrix``: row p averages the bilinear weights of bin p's
     samples. The sampling points, their clamping and the zero outside the map are those of ``roi_align_points``.
     """
+    if isinstance(features, Tensor) and features.dtype in REDUCED:
+        return roi_align(features.float(), boxes, output_size, spatial_scale, sampling_ratio,
+                         aligned).to(features.dtype)
     rois = as_rois(boxes, features)                                     # (K, 5)
     PH, PW = _pair(output_size)
     N, C, H, W = features.shape
-    if len(rois) == 0:
-        return features.new_zeros(0, C, PH, PW)
+    if len(rois) == 0:                                                  # still part of the graph: zero gradient
+        return features.new_zeros(0, C, PH, PW) + features[:0].sum()
     y0, h, x0, w, gh, gw = _box_and_grid(rois, PH, PW, spatial_scale, sampling_ratio, aligned)
     Ay = interpolation_matrix(*sample_points(y0, h, PH, gh), H).to(features.dtype)   # (K, PH, H)
     Ax = interpolation_matrix(*sample_points(x0, w, PW, gw), W).to(features.dtype)   # (K, PW, W)
@@ -203,7 +239,7 @@ def roi_pool(features: Tensor, boxes: Tensor | list[Tensor], output_size: int | 
     rois = as_rois(boxes, features)
     PH, PW = _pair(output_size)
     N, C, H, W = features.shape
-    out = features.new_zeros(len(rois), C, PH, PW)
+    out = features.new_zeros(len(rois), C, PH, PW) + features[:0].sum()  # in the graph even if no bin reads the map
     corners = rois[:, 1:] * spatial_scale                               # (K, 4), in the features' dtype, as the kernel
     for k in range(len(rois)):
         b = int(rois[k, 0])

@@ -31,10 +31,16 @@ def binarize(masks: Tensor, threshold: float = 0.5) -> Tensor:
 
 
 def mask_iou(a: Tensor, b: Tensor) -> Tensor:
-    """IoU of every mask of a (N, H, W) with every mask of b (M, H, W), bool -> (N, M) float64; 0 when both are empty."""
+    """IoU of every mask of a (N, H, W) with every mask of b (M, H, W) -> (N, M) float64; 0 when both are empty.
+    Masks are bool, integer (nonzero = inside, as pycocotools) or float of exactly 0 and 1 (probabilities must be
+    thresholded first, e.g. with ``binarize``)."""
     if a.ndim != 3 or b.ndim != 3 or a.shape[1:] != b.shape[1:]:
         raise ValueError(f"expected masks a (N, H, W) and b (M, H, W) of one size, got {tuple(a.shape)}, {tuple(b.shape)}")
-    a, b = a.flatten(1).double(), b.flatten(1).double()                 # (N, H*W), (M, H*W)
+    for m in (a, b):
+        if m.is_floating_point() and not ((m == 0) | (m == 1)).all():
+            raise ValueError(f"expected binary masks (N, H, W): bool, int or float of 0 and 1 only, got {m.dtype} "
+                             f"values such as {m[(m != 0) & (m != 1)][0].item()} (threshold probabilities first)")
+    a, b = (a.flatten(1) != 0).double(), (b.flatten(1) != 0).double()   # (N, H*W), (M, H*W) in {0, 1}
     inter = a @ b.T                                                     # (N, M) shared pixels
     union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter               # (N, M)
     return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros((), dtype=torch.float64))
@@ -44,6 +50,8 @@ def match_by_iou(iou: Tensor, threshold: float) -> Tensor:
     """Greedy COCO matching for one image and one class, iou (D, G) with the detections already sorted by
     decreasing score -> is_true_positive (D,): each detection in turn takes the unmatched ground truth of
     highest IoU if it is >= threshold (equal IoUs: the later ground truth, as COCOeval's loop)."""
+    if not isinstance(iou, Tensor) or iou.ndim != 2:
+        raise ValueError(f"expected iou (D, G), got {tuple(getattr(iou, 'shape', ())) or type(iou).__name__}")
     threshold = min(threshold, 1 - 1e-10)                               # COCO's cap, so IoU = 1 still matches
     matched = torch.zeros(iou.shape[1], dtype=torch.bool)               # (G,)
     is_tp = torch.zeros(iou.shape[0], dtype=torch.bool)                 # (D,)
@@ -81,7 +89,8 @@ def mask_precision_recall(preds: list[dict], targets: list[dict], label: int,
         is_tp.append(match_by_iou(mask_iou(masks, gt), iou_threshold))
         scores.append(image_scores)
         n_gt += len(gt)
-    scores, is_tp = torch.cat(scores).double(), torch.cat(is_tp)
+    scores = torch.cat(scores).double() if scores else torch.zeros(0, dtype=torch.float64)   # no images: empty
+    is_tp = torch.cat(is_tp) if is_tp else torch.zeros(0, dtype=torch.bool)
     order = scores.argsort(descending=True, stable=True)                # pooled; ties: earlier image first
     tp = is_tp[order].double().cumsum(0)
     fp = (~is_tp[order]).double().cumsum(0)
