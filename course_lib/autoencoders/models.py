@@ -15,11 +15,19 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_lib.autoencoders.kernels import contractive_penalty, k_sparse, kl_sparsity, sigmoid_contractive_penalty
+from course_lib.autoencoders.kernels import (
+    _count,
+    contractive_penalty,
+    k_sparse,
+    kl_sparsity,
+    sigmoid_contractive_penalty,
+)
 
 ACTIVATIONS = {"linear": nn.Identity, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
@@ -29,7 +37,7 @@ class Autoencoder(nn.Module):
     Decoder: the mirror image (ReLU between), then ``output`` ("sigmoid" for pixels in [0, 1], or "linear").
 
     d_code: D; hidden: widths of the encoder's hidden layers (the decoder uses them reversed);
-    d_in: pixels per image (784 for 28 x 28).
+    d_in: pixels per image, a square number (784 for 28 x 28; the decoder returns side x side images).
     """
 
     def __init__(self, d_code: int, hidden: tuple[int, ...] = (), activation: str = "sigmoid", k: int | None = None,
@@ -40,6 +48,8 @@ class Autoencoder(nn.Module):
                              f"got {activation!r}, {output!r}")
         if k is not None and not 1 <= k <= d_code:
             raise ValueError(f"k must be in 1..{d_code}, got {k}")
+        if math.isqrt(d_in) ** 2 != d_in:
+            raise ValueError(f"expected d_in = side * side pixels (images (B, 1, side, side)), got {d_in}")
         self.d_code, self.d_in, self.activation, self.k, self.output = d_code, d_in, activation, k, output
         widths = (d_in, *hidden, d_code)
         self.encoder = _mlp(widths, ACTIVATIONS[activation]())
@@ -50,17 +60,42 @@ class Autoencoder(nn.Module):
         """The code layer's weight (D, D_in of that layer); row j, for a one-layer encoder, is unit j's filter."""
         return self.encoder[-2].weight
 
+    @property
+    def side(self) -> int:
+        """Image side: d_in = side * side."""
+        return math.isqrt(self.d_in)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.encoder[0].weight.dtype
+
+    def _dtype_ok(self, t: Tensor) -> bool:
+        """t is in the model's dtype, or any float dtype under autocast (which casts inside the layers)."""
+        return t.dtype == self.dtype or (t.is_floating_point() and torch.is_autocast_enabled(t.device.type))
+
+    def check_images(self, x: Tensor, name: str = "images") -> None:
+        """x is a batch (B, 1, side, side) or (B, d_in) in the model's dtype (B = 0 allowed), else a ValueError.
+
+        Only these two shapes: (B, 4, 14, 14) also has 784 pixels per image, but is not a 28 x 28 image."""
+        ok = isinstance(x, Tensor) and self._dtype_ok(x) and (
+            (x.ndim == 2 and x.shape[1] == self.d_in) or (x.ndim == 4 and x.shape[1:] == (1, self.side, self.side)))
+        if not ok:
+            got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"expected {name} of shape (B, 1, {self.side}, {self.side}) or (B, {self.d_in}) "
+                             f"in {self.dtype} (the model's dtype), got {got}")
+
     def encode(self, x: Tensor) -> Tensor:
         """x (B, 1, 28, 28) or (B, 784) -> codes h (B, D)."""
-        if x.shape[0] == 0 or x[0].numel() != self.d_in:
-            raise ValueError(f"expected images of shape (B, 1, 28, 28) or (B, {self.d_in}), got {tuple(x.shape)}")
+        self.check_images(x)
         h = self.encoder(x.flatten(1))                                 # (B, D)
         return k_sparse(h, self.k) if self.k else h
 
     def decode(self, h: Tensor) -> Tensor:
         """codes h (B, D) -> x_hat (B, 1, 28, 28)."""
-        side = int(self.d_in ** 0.5)
-        return self.decoder(h).view(len(h), 1, side, side)
+        if not isinstance(h, Tensor) or h.ndim != 2 or h.shape[1] != self.d_code or not self._dtype_ok(h):
+            got = f"{tuple(h.shape)} {h.dtype}" if isinstance(h, Tensor) else type(h).__name__
+            raise ValueError(f"expected codes h of shape (B, {self.d_code}) in {self.dtype}, got {got}")
+        return self.decoder(h).view(len(h), 1, self.side, self.side)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decode(self.encode(x))
@@ -83,6 +118,10 @@ def loss_terms(model: Autoencoder, x: Tensor, x_in: Tensor | None = None, beta: 
                  a one-layer sigmoid encoder, autograd otherwise)
     """
     x_in = x if x_in is None else x_in
+    _check_pair(model, x, x_in)
+    if len(x) == 0:
+        raise ValueError(f"expected a non-empty batch of images (B, 1, {model.side}, {model.side}), got "
+                         f"{tuple(x.shape)}")
     h = model.encode(x_in)                                             # (B, D)
     terms = {"mse": F.mse_loss(model.decode(h).flatten(1), x.flatten(1))}
     if beta > 0:
@@ -107,19 +146,37 @@ def train_step(model: Autoencoder, optimizer: torch.optim.Optimizer, x: Tensor, 
     return {name: value.detach() for name, value in terms.items()}
 
 
+def _check_pair(model: Autoencoder, x: Tensor, x_in: Tensor) -> None:
+    """Targets x and inputs x_in: image batches of the same size B."""
+    model.check_images(x, "target images x")
+    model.check_images(x_in, "input images x_in")
+    if len(x) != len(x_in):
+        raise ValueError(f"expected x and x_in with the same number of images B, got {tuple(x.shape)} and "
+                         f"{tuple(x_in.shape)}")
+
+
 @torch.no_grad()
 def encode_all(model: Autoencoder, x: Tensor, batch_size: int = 1000) -> Tensor:
-    """Codes (N, D) of images x (N, 1, 28, 28), in batches, on the model's device, returned on the CPU."""
+    """Codes (N, D) of images x (N, 1, 28, 28), in batches, on the model's device, returned on the CPU
+    (N = 0 gives (0, D))."""
+    model.check_images(x)
+    batch_size = _count(batch_size, "batch_size", 1)
     model.eval()
     dev = next(model.parameters()).device
+    if len(x) == 0:
+        return torch.zeros(0, model.d_code, dtype=model.dtype)
     return torch.cat([model.encode(x[i:i + batch_size].to(dev)).cpu() for i in range(0, len(x), batch_size)])
 
 
 @torch.no_grad()
 def reconstruction_mse(model: Autoencoder, x: Tensor, x_in: Tensor | None = None, batch_size: int = 1000) -> float:
-    """Mean over images and pixels of (decode(encode(x_in)) - x)^2 for x (N, 1, 28, 28); x_in = x by default."""
-    model.eval()
+    """Mean over images and pixels of (decode(encode(x_in)) - x)^2 for x (N, 1, 28, 28), N >= 1; x_in = x by default."""
     x_in = x if x_in is None else x_in
+    _check_pair(model, x, x_in)
+    batch_size = _count(batch_size, "batch_size", 1)
+    if len(x) == 0:
+        raise ValueError(f"expected at least one image (N, 1, {model.side}, {model.side}), got {tuple(x.shape)}")
+    model.eval()
     dev = next(model.parameters()).device
     total = sum(F.mse_loss(model(x_in[i:i + batch_size].to(dev)).flatten(1),
                             x[i:i + batch_size].to(dev).flatten(1), reduction="sum").item()
