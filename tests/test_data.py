@@ -373,3 +373,19 @@ def test_course_data_in_a_folder_named_raw(monkeypatch, tmp_path):
     expected = write_idx(tmp_path / "mydata" / "raw", gz=False)
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "mydata" / "raw"))
     assert_same(fashion_mnist("train"), expected["train"])
+
+
+def test_no_data_fails_before_any_training_starts(no_sources, monkeypatch):
+    """A checkpoint that must be trained, with no dataset and no network: the data error comes first,
+    before a model takes a single optimizer step (no half-trained state is left behind)."""
+    from course_lib import checkpoints
+    from course_lib.cnn import classifier, train
+
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    monkeypatch.setattr(checkpoints, "shipped_dir", lambda: None)  # nothing shipped either
+    steps = []
+    monkeypatch.setattr(train, "train_step", lambda *a: steps.append(1))
+    with pytest.raises(DataNotFoundError) as err:
+        classifier.load_classifier("cpu", "smoke")
+    assert_names_remedies(str(err.value))
+    assert not steps and not checkpoints.state_path(classifier.CHECKPOINT).exists()
