@@ -1,9 +1,9 @@
-"""Property-based fuzzing of every public kernel of chapters 00-04 (hypothesis).
+"""Property-based fuzzing of every public kernel of chapters 00-04 and 07-08 (hypothesis).
 
 For random shapes (empty ones included), dtypes and memory layouts each kernel must either give its oracle's
-answer (torchvision.ops, torchvision's BoxCoder, torchmetrics, scipy, captum, or a plain loop written out
-here) or raise a ValueError whose message says what it expected, with a shape. Any other exception -- an
-IndexError or a RuntimeError from deep inside, a TypeError -- or a silently different answer fails.
+answer (torchvision.ops, torchvision's BoxCoder, torchmetrics, scipy, captum, torch.distributions, numpy, or a
+plain loop written out here) or raise a ValueError whose message says what it expected, with a shape. Any other
+exception -- an IndexError or a RuntimeError from deep inside, a TypeError -- or a silently different answer fails.
 
 Adding a kernel takes a few lines: draw inputs with the shared strategies (``boxes``, ``images``,
 ``float_dtypes``, ``layouts``, ``wrong_shape``), then call
@@ -14,6 +14,7 @@ Every test is ``@FUZZ`` (or ``@fuzz(n)``): derandomized, so CI runs the same exa
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 import warnings
@@ -25,10 +26,11 @@ import scipy.ndimage
 import torch
 import torch.nn.functional as F
 import torchvision.ops as tv_ops
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from torch import nn
+from torch.distributions import Bernoulli, Normal, kl_divergence
 from torchvision.models.detection._utils import BoxCoder
 
 from course_lib import metrics as image_metrics
@@ -62,6 +64,9 @@ from course_lib.inside import (
 from course_lib.inside.deconvnet import layer_output
 from course_lib.inside.localization import box_loss
 from course_lib.inside.occlusion import occluder_corners
+from course_lib.vae import vae as vae_lib
+from course_lib.vae import vq as vq_lib
+from course_lib.vae.hierarchical import HierarchicalVAE
 
 captum_attr = pytest.importorskip("captum.attr")
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU",
@@ -1015,3 +1020,529 @@ _at_threshold = torch.tensor([[[[0.5, 0.5, 0.5, 0.5, 1.0, 0.05]]]])   # score fl
         "gaussian-one-feature"])
 def test_pinned_examples(fn, oracle, args, tol):
     assert_oracle_or_value_error(fn, oracle, *args, valid=True, **tol)
+
+
+# ---------------------------------------------------------------------------------- vae and vq (07-08)
+# Oracles: torch.distributions (KL, Normal and Bernoulli log-probabilities; for the bounds, on the noise the
+# model draws), brute-force torch.cdist for the quantizer, numpy for code histograms and for Lloyd's loop.
+
+VAE_IMAGE_ERROR = r"expected .*\(N, 1, 28, 28\)"
+RANGE_ERROR = r"expected .*\[0, \d+\)"                       # codes in [0, K)
+
+
+def values(shape: tuple[int, ...], bound: float = 4.0):
+    """Float64 tensors of ``shape`` in [-bound, bound]: small integers (exact sums, ties) or float32 values."""
+    elements = st.integers(-int(bound), int(bound)).map(float) | st.floats(-bound, bound, width=32)
+    return arrays(np.float64, shape, elements=elements).map(torch.from_numpy)
+
+
+def tol_of(*xs) -> dict:
+    """rtol and atol of the narrowest float dtype among xs; float16 / bfloat16 count as float32 (the kernels of
+    chapters 07-08 compute them in float32, as torchvision does)."""
+    narrow = any(isinstance(x, torch.Tensor) and x.dtype != torch.float64 for x in xs)
+    rtol, atol = TOLERANCE[torch.float32 if narrow else torch.float64]
+    return {"rtol": rtol, "atol": atol}
+
+
+def result_or_value_error(fn, *args, valid: bool = False, match: str = SHAPE_ERROR):
+    """fn(*args), or None when it raises a ValueError matching ``match`` -- not allowed when ``valid``; for
+    kernels whose answer is checked by properties (a random draw, an argmin with ties) rather than equality."""
+    try:
+        return fn(*args)
+    except ValueError as error:
+        assert not valid, f"valid input rejected: {error}"
+        assert re.search(match, str(error)), f"ValueError does not say what it expected: {error}"
+        return None
+
+
+@st.composite
+def broadcastable(draw, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A shape that broadcasts with ``shape``: leading dimensions dropped or added, some dimensions set to 1."""
+    tail = [1 if draw(st.booleans()) else d for d in shape[draw(st.integers(0, len(shape))):]]
+    return tuple(draw(st.lists(st.integers(1, 2), max_size=1)) + tail)
+
+
+def not_broadcastable(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """``shape`` with its last dimension that is not 1 grown by 2: no broadcast with ``shape`` (None: all 1)."""
+    for i in reversed(range(len(shape))):
+        if shape[i] != 1:
+            return (*shape[:i], shape[i] + 2, *shape[i + 1:])
+    return None
+
+
+def normal_kl(mu, logvar):
+    mu, logvar = mu.double(), logvar.double()
+    return kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum(-1)
+
+
+@FUZZ
+@given(data=st.data(), shape=st.tuples(st.integers(0, 4), st.integers(0, 5)) | st.lists(st.integers(0, 3), max_size=3)
+       .map(tuple), dtype=any_dtypes, layout=layouts)
+def test_gaussian_kl_matches_torch_distributions(data, shape, dtype, layout):
+    mu = as_layout(data.draw(values(shape)).to(dtype), layout)
+    logvar = data.draw(values(shape)).to(data.draw(st.sampled_from([dtype, dtype] + FLOAT_DTYPES)))
+    valid = len(shape) >= 2 and mu.dtype in FLOAT_DTYPES and logvar.dtype in FLOAT_DTYPES
+    assert_oracle_or_value_error(vae_lib.gaussian_kl, normal_kl, mu, logvar, valid=valid, **tol_of(mu, logvar))
+    if len(shape) == 2:
+        assert_value_error(vae_lib.gaussian_kl, mu, torch.zeros(data.draw(wrong_shape(shape)), dtype=mu.dtype))
+
+
+def normal_log_prob(z, mu=None, logvar=None):
+    mu = torch.zeros(()) if mu is None else mu
+    logvar = torch.zeros(()) if logvar is None else logvar
+    return Normal(mu.double(), torch.exp(0.5 * logvar.double())).log_prob(z.double()).sum(-1)
+
+
+@FUZZ
+@given(data=st.data(), lead=st.lists(st.integers(0, 3), max_size=2).map(tuple), D=st.integers(0, 4),
+       dtype=any_dtypes, layout=layouts, given_=st.sampled_from(["none", "mu", "logvar", "both"]))
+def test_gaussian_log_prob_matches_normal_log_prob(data, lead, D, dtype, layout, given_):
+    z = as_layout(data.draw(values((*lead, D))).to(dtype), layout)
+    args = [z]
+    for name in ("mu", "logvar"):
+        drawn = data.draw(values(data.draw(broadcastable(z.shape))))
+        drawn = drawn.to(data.draw(st.sampled_from([dtype] + FLOAT_DTYPES)))
+        args.append(drawn if given_ in (name, "both") else None)
+    valid = all(a is None or a.dtype in FLOAT_DTYPES for a in args)
+    assert_oracle_or_value_error(vae_lib.gaussian_log_prob, normal_log_prob, *args, valid=valid, **tol_of(*args))
+    if (other := not_broadcastable(z.shape)) is not None:
+        assert_value_error(vae_lib.gaussian_log_prob, z, torch.zeros(other, dtype=z.dtype))
+        assert_value_error(vae_lib.gaussian_log_prob, z, None, torch.zeros(other, dtype=z.dtype))
+    assert_value_error(vae_lib.gaussian_log_prob, torch.tensor(0.5))
+
+
+def bernoulli_log_prob(logits, x):
+    return Bernoulli(logits=logits.double(), validate_args=False).log_prob(x.double()).flatten(-3).sum(-1)
+
+
+@FUZZ
+@given(data=st.data(), lead=st.lists(st.integers(0, 3), max_size=2).map(tuple),
+       image=st.tuples(st.integers(1, 2), st.integers(0, 3), st.integers(0, 3)), dtype=any_dtypes, layout=layouts,
+       binary=st.booleans())
+def test_bernoulli_log_likelihood_matches_bernoulli_log_prob(data, lead, image, dtype, layout, binary):
+    logits = as_layout(data.draw(values((*lead, *image))).to(dtype), layout)
+    x_shape = data.draw(broadcastable(logits.shape).filter(lambda s: len(s) >= 3))
+    x = data.draw(images(x_shape, levels=1 if binary else None)).to(data.draw(st.sampled_from([dtype] + FLOAT_DTYPES)))
+    valid = logits.dtype in FLOAT_DTYPES and x.dtype in FLOAT_DTYPES
+    assert_oracle_or_value_error(vae_lib.bernoulli_log_likelihood, bernoulli_log_prob, logits, x, valid=valid,
+                                 **tol_of(logits, x))
+    if (other := not_broadcastable(logits.shape)) is not None:
+        assert_value_error(vae_lib.bernoulli_log_likelihood, logits, torch.zeros(other, dtype=logits.dtype))
+    assert_value_error(vae_lib.bernoulli_log_likelihood, torch.zeros(image[1:]), x)
+
+
+@FUZZ
+@given(data=st.data(), shape=st.lists(st.integers(0, 3), min_size=2, max_size=3).map(tuple) |
+       st.lists(st.integers(0, 3), max_size=3).map(tuple), dtype=any_dtypes, layout=layouts, seed=st.integers(0, 2))
+def test_reparameterize_is_mu_plus_sigma_eps(data, shape, dtype, layout, seed):
+    mu = as_layout(data.draw(values(shape)).to(dtype), layout)
+    logvar, eps = (data.draw(values(shape)).to(data.draw(st.sampled_from([dtype] + FLOAT_DTYPES))) for _ in "ab")
+    valid = len(shape) >= 2 and all(t.dtype in FLOAT_DTYPES for t in (mu, logvar, eps))
+    eq10 = lambda mu, logvar, eps: mu.double() + torch.exp(0.5 * logvar.double()) * eps.double()  # noqa: E731
+    z = assert_oracle_or_value_error(vae_lib.reparameterize, eq10, mu, logvar, eps, valid=valid,
+                                     **tol_of(mu, logvar, eps))
+    if z is not None and mu.dtype == logvar.dtype:                     # no eps: one draw of N(0, I) per element
+        torch.manual_seed(seed)
+        drawn = vae_lib.reparameterize(mu, logvar)
+        torch.manual_seed(seed)
+        noise = torch.randn(shape, dtype=drawn.dtype)
+        assert drawn.shape == shape
+        assert_same(drawn, eq10(mu, logvar, noise), **tol_of(mu, logvar))
+        assert_value_error(vae_lib.reparameterize, mu, logvar, torch.zeros(data.draw(wrong_shape(shape))))
+
+
+@FUZZ
+@given(data=st.data(), shape=st.tuples(st.integers(0, 3), st.integers(1, 2), st.integers(0, 4), st.integers(0, 4)),
+       dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16, torch.bfloat16]), layout=layouts, seed=st.integers(0, 3),
+       outlier=st.sampled_from([-0.25, 1.5, math.nan]), odd=st.sampled_from(ODD_DTYPES[2:]),
+       other=st.lists(st.integers(0, 3), max_size=5).filter(lambda s: len(s) != 4))
+def test_binarize_is_a_seeded_bernoulli_draw(data, shape, dtype, layout, seed, outlier, odd, other):
+    x = data.draw(images(shape, levels=4))
+    draw = lambda x, seed: vae_lib.binarize(x, torch.Generator().manual_seed(seed))  # noqa: E731
+    # the oracle: torch's Bernoulli sampler on the same generator, on the values in contiguous memory (so a
+    # layout must not change the sample)
+    bernoulli = lambda x, seed: torch.bernoulli(x.contiguous(), generator=torch.Generator().manual_seed(seed))  # noqa
+    match = r"expected .*\(N, C, H, W\)"
+    b = assert_oracle_or_value_error(draw, bernoulli, as_layout(x.to(dtype), layout), seed,
+                                     valid=dtype in FLOAT_DTYPES, match=match)
+    if b is not None:
+        assert b.shape == x.shape and b.dtype == dtype
+        assert ((b == 0) | (b == 1)).all() and (b[x == 0] == 0).all() and (b[x == 1] == 1).all()
+    if x.numel():                                                       # a value outside [0, 1], or NaN
+        x.view(-1)[data.draw(st.integers(0, x.numel() - 1))] = outlier
+        assert_value_error(draw, as_layout(x.to(dtype), layout), seed, match=match)
+    assert_value_error(draw, x.clamp(0, 1).to(odd), seed, match=match)  # integer or bool images
+    assert_value_error(draw, torch.rand(other), seed, match=match)
+
+
+@FUZZ
+@given(data=st.data(), N=st.integers(2, 6), D=st.integers(0, 4), dtype=any_dtypes, layout=layouts,
+       factor=st.sampled_from([0.75, 0.99, 1.01, 1.5]), scale=st.sampled_from([1.0, 0.25, 1 / 16]))
+def test_active_units_match_numpy_variance(data, N, D, dtype, layout, factor, scale):
+    mu = as_layout((data.draw(values((N, D))) * scale).to(dtype), layout)
+    threshold = 1e-2                                                    # or near the variance of one dimension
+    if D and dtype in FLOAT_DTYPES + [torch.float16, torch.bfloat16]:
+        threshold = factor * float(np.var(mu[:, data.draw(st.integers(0, D - 1))].double().numpy(), ddof=1)) or 1e-2
+    oracle = lambda mu, t: torch.from_numpy(np.var(mu.double().numpy(), axis=0, ddof=1) > t)  # noqa: E731
+    assert_oracle_or_value_error(vae_lib.active_units, oracle, mu, threshold, valid=dtype in FLOAT_DTYPES)
+    for bad in (mu[:1], mu[:0], mu.flatten(), mu[None]):                # N < 2, or not (N, D)
+        assert_value_error(vae_lib.active_units, bad)
+
+
+@functools.lru_cache(maxsize=None)
+def small_vae(kind: str) -> nn.Module:
+    """A VAE with a 2-D latent, or a hierarchical VAE with latents (3, 2), 8 hidden units: fast and seeded."""
+    torch.manual_seed(0)
+    return (vae_lib.VAE(2, 8) if kind == "vae" else HierarchicalVAE((3, 2), hidden=8, top_hidden=4)).eval()
+
+
+def reference_chain(model, x, k):
+    """The inference chain written with torch.distributions, on the noise the model draws: [(z_t, q_t)] for
+    t = 1..T, each z_t (N, D_t), or (k, N, D_t) with k samples per image."""
+    lead = (len(x),) if k is None else (k, len(x))
+    ups = list(getattr(model, "up", []))
+    mu, logvar = model.encoder(x.flatten(1)).chunk(2, -1)
+    chain = []
+    for t in range(len(ups) + 1):
+        if t:
+            mu, logvar = ups[t - 1](chain[-1][0]).chunk(2, -1)
+        q = Normal(mu.expand(*lead, -1), torch.exp(0.5 * logvar).expand(*lead, -1))
+        chain.append((q.mean + q.stddev * torch.randn(q.mean.shape), q))
+    return chain
+
+
+def reference_log_p_minus_log_q(model, chain):
+    """sum over the levels below the top of log p(z_t | z_{t+1}) - log q(z_t | .)."""
+    total = 0
+    for t, down in enumerate(getattr(model, "down", [])):
+        mu, logvar = down(chain[t + 1][0]).chunk(2, -1)
+        z, q = chain[t]
+        total = total + Normal(mu, torch.exp(0.5 * logvar)).log_prob(z).sum(-1) - q.log_prob(z).sum(-1)
+    return total
+
+
+def reference_terms(model, x):
+    """K&W Eq. 3 with one sampled chain: (E_q log p(x | z_1), KL(q || p)), each (N,)."""
+    x = x.float()
+    chain = reference_chain(model, x, None)
+    recon = Bernoulli(logits=model.decode(chain[0][0])).log_prob(x).flatten(1).sum(-1)
+    kl = kl_divergence(chain[-1][1], Normal(0.0, 1.0)).sum(-1) - reference_log_p_minus_log_q(model, chain)
+    return recon, kl
+
+
+def reference_iwae_nll(model, x, k, batch_size):
+    """IWAE Eq. 8 batch by batch: log k - logsumexp_i (log p(x, z_i) - log q(z_i | x)), (N,)."""
+    x, out = x.float(), [torch.zeros(0)]
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        chain = reference_chain(model, xb, k)
+        z_top, q_top = chain[-1]
+        log_w = (Bernoulli(logits=model.decode(chain[0][0])).log_prob(xb).flatten(-3).sum(-1)
+                 + Normal(0.0, 1.0).log_prob(z_top).sum(-1) - q_top.log_prob(z_top).sum(-1)
+                 + reference_log_p_minus_log_q(model, chain))
+        out.append(math.log(k) - torch.logsumexp(log_w, 0))
+    return torch.cat(out)
+
+
+def seeded(fn, seed: int = 0):
+    """fn, called after torch.manual_seed(seed): the kernel and its oracle draw the same noise."""
+    def call(*args):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            return fn(*args)
+    return call
+
+
+@fuzz(20)
+@given(kind=st.sampled_from(["vae", "hvae"]), N=st.integers(0, 3), layout=layouts, k=st.integers(1, 4),
+       dtype=st.sampled_from([torch.float32] * 2 + [torch.float64, torch.float16, torch.bfloat16]),
+       batch_size=st.integers(1, 3), seed=st.integers(0, 3), bad_shape=wrong_shape((None, 1, 28, 28)),
+       odd=st.sampled_from(ODD_DTYPES[2:]))
+def test_elbo_and_iwae_nll_match_torch_distributions_on_the_same_noise(kind, N, layout, k, dtype, batch_size, seed,
+                                                                       bad_shape, odd):
+    model = small_vae(kind)
+    x = torch.rand(N, 1, 28, 28, generator=torch.Generator().manual_seed(seed)).round()  # binary images
+    x = as_layout(x.to(dtype), layout)                                 # any float dtype: cast to the model's
+    terms = assert_oracle_or_value_error(seeded(vae_lib.elbo), seeded(reference_terms), model, x, valid=True,
+                                         atol=1e-4)
+    assert terms[0].shape == terms[1].shape == (N,)
+    nll = assert_oracle_or_value_error(seeded(vae_lib.iwae_nll), seeded(reference_iwae_nll), model, x, k, batch_size,
+                                       valid=True, atol=1e-4)
+    assert nll.shape == (N,)
+    for bad in (torch.zeros(bad_shape), x.to(odd), torch.zeros(0, 784), torch.zeros(0, 1, 28, 27)):  # N = 0 too
+        assert_value_error(vae_lib.elbo, model, bad, match=VAE_IMAGE_ERROR)
+        assert_value_error(vae_lib.iwae_nll, model, bad, k, batch_size, match=VAE_IMAGE_ERROR)
+    assert_value_error(vae_lib.iwae_nll, model, x, 0, batch_size, match="k must be")
+    assert_value_error(vae_lib.iwae_nll, model, x, k, 0, match="batch_size must be")
+
+
+@FUZZ
+@given(kind=st.sampled_from(["vae", "hvae"]), data=st.data(), lead=st.lists(st.integers(0, 2), max_size=2).map(tuple),
+       dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16, torch.bfloat16]), t=st.integers(0, 3),
+       n=st.integers(-1, 3), bad_D=st.integers(0, 4), odd=st.sampled_from(ODD_DTYPES[2:]))
+def test_decode_p_step_and_sample_check_their_inputs(kind, data, lead, dtype, t, n, bad_D, odd):
+    model = small_vae(kind)
+    D1 = model.latent_dim if kind == "vae" else model.latent_dims[0]
+    z = data.draw(values((*lead, D1))).to(dtype)
+    mlp_decode = lambda z: model.decoder(z.float()).unflatten(-1, (1, 28, 28))  # noqa: E731
+    match = rf"expected .*\(\.\.\., {D1}\)"
+    assert_oracle_or_value_error(seeded(model.decode), seeded(mlp_decode), z, valid=True, match=match)
+    for bad in ([torch.zeros(*lead, bad_D)] if bad_D != D1 else []) + [z.to(odd), torch.tensor(0.5)]:
+        assert_value_error(model.decode, bad, match=match)
+    if kind == "hvae":                                                 # p(z_1 | z_2): z_2 (..., 2) -> (..., 3) twice
+        z2 = data.draw(values((*lead, 2))).to(dtype)
+        p_step = lambda t, z: model.down[0](z.float()).chunk(2, -1)   # noqa: E731
+        assert_oracle_or_value_error(seeded(model.p_step), seeded(p_step), t, z2, valid=t == 2,
+                                     match=r"expected t in 2\.\.2")
+        for bad in ([torch.zeros(*lead, bad_D)] if bad_D != 2 else []) + [z2.to(odd), torch.tensor(0.5)]:
+            assert_value_error(model.p_step, 2, bad, match=r"expected .*\(\.\.\., 2\) at level 2")
+    sample = lambda n: model.sample(n, torch.Generator().manual_seed(0))  # noqa: E731
+    images_ = result_or_value_error(sample, n, valid=n >= 0, match=r"expected n >= 0")
+    if images_ is not None:
+        assert images_.shape == (n, 1, 28, 28) and ((images_ >= 0) & (images_ <= 1)).all()
+        assert torch.equal(images_, sample(n))
+
+
+def brute_distances(z, codebook):
+    """||z_m - e_k||^2 (M, K) by torch.cdist without the matrix-product shortcut, in float64."""
+    return torch.cdist(z.double(), codebook.double(), compute_mode="donot_use_mm_for_euclid_dist").square()
+
+
+def expansion_tolerance(z, codebook, dtype) -> dict:
+    """The rounding error of ||z||^2 - 2 z.e + ||e||^2 in ``dtype``: a few ulps of the largest squared norm."""
+    scale = 1.0 + sum(float(t.detach().double().square().sum(-1).max()) if t.numel() else 0.0 for t in (z, codebook))
+    return {"rtol": 0.0, "atol": 4 * (z.shape[-1] + 2) * torch.finfo(dtype).eps * scale}
+
+
+def assert_nearest(codes, z, codebook, atol: float) -> None:
+    """codes (M,) int64 pick, for each row of z, a codebook row at the brute-force minimum distance (up to atol:
+    any of a tie may win)."""
+    assert codes.shape == (len(z),) and codes.dtype == torch.int64
+    if len(z):
+        d = brute_distances(z, codebook)
+        assert (d.gather(1, codes[:, None])[:, 0] <= d.min(1).values + atol).all(), (codes, d)
+
+
+@FUZZ
+@given(data=st.data(), M=st.integers(0, 6), K=st.integers(0, 5), D=st.integers(0, 4), dtype=any_dtypes,
+       layout=layouts)
+def test_squared_distances_and_nearest_code_match_cdist(data, M, K, D, dtype, layout):
+    z = as_layout(data.draw(values((M, D))).to(dtype), layout)
+    codebook = data.draw(values((K, D))).to(data.draw(st.sampled_from([dtype] + FLOAT_DTYPES)))
+    valid = z.dtype in FLOAT_DTYPES and codebook.dtype in FLOAT_DTYPES
+    narrow = torch.float64 if z.dtype == codebook.dtype == torch.float64 else torch.float32
+    tol = expansion_tolerance(z, codebook, narrow)
+    assert_oracle_or_value_error(vq_lib.squared_distances, brute_distances, z, codebook, valid=valid, **tol)
+    codes = result_or_value_error(vq_lib.nearest_code, z, codebook, valid=valid and K > 0)
+    if codes is not None:
+        assert_nearest(codes, z, codebook, tol["atol"])
+    for bad in (torch.zeros(data.draw(wrong_shape((None, D)))), torch.zeros(K, D + 1)):
+        assert_value_error(vq_lib.squared_distances, z, bad)
+        assert_value_error(vq_lib.nearest_code, z, bad)
+
+
+SOME_SHAPES = st.lists(st.integers(1, 3), max_size=4).map(tuple) | st.lists(st.integers(0, 3), max_size=4).map(tuple)
+FLOAT_PAIRS = list(itertools.product(FLOAT_DTYPES + [torch.float16, torch.bfloat16], repeat=2))
+
+
+@FUZZ
+@given(data=st.data(), shape=SOME_SHAPES, layout=layouts)
+def test_straight_through_has_the_value_of_z_q_and_the_gradient_of_z_e(data, shape, layout):
+    e, q, w = (data.draw(values(shape)) for _ in "ewq")
+    for dtypes in FLOAT_PAIRS:                                          # every pair of float dtypes
+        z_e = as_layout(e.to(dtypes[0], copy=True), layout).requires_grad_(True)
+        z_q = q.to(dtypes[1], copy=True).requires_grad_(True)
+        out = assert_oracle_or_value_error(vq_lib.straight_through, lambda z_e, z_q: z_q.detach(), z_e, z_q,
+                                           valid=True, **tol_of(z_e, z_q))  # the value of z_q
+        (out * w.to(out.dtype)).sum().backward()
+        assert_same(z_e.grad, w.to(out.dtype).to(z_e.dtype), rtol=0, atol=0)  # the gradient goes to z_e, unchanged
+        assert z_q.grad is None
+    assert_value_error(vq_lib.straight_through, z_e, torch.zeros(data.draw(wrong_shape(shape))))
+
+
+@FUZZ
+@given(data=st.data(), shape=SOME_SHAPES, layout=layouts, beta=st.sampled_from([0.0, 0.25, 1.0]))
+def test_vq_loss_is_codebook_plus_beta_commitment(data, shape, layout, beta):
+    e, q = (data.draw(values(shape)) for _ in "eq")
+    mean_square = lambda z_e, z_q, beta: (1 + beta) * (z_e.double() - z_q.double()).square().mean()  # noqa: E731
+    for dtypes in FLOAT_PAIRS:
+        z_e = as_layout(e.to(dtypes[0], copy=True), layout).requires_grad_(True)
+        z_q = q.to(dtypes[1], copy=True).requires_grad_(True)
+        loss = assert_oracle_or_value_error(vq_lib.vq_loss, mean_square, z_e, z_q, beta, valid=True, **tol_of(z_e, z_q))
+        if z_e.numel():                                                 # Eq. 3's stop-gradients split the gradient
+            g_e, g_q = torch.autograd.grad(loss, (z_e, z_q))          # each in its input's dtype
+            diff = (z_e.double() - z_q.double()).detach() * 2 / z_e.numel()
+            assert_same(g_e, beta * diff, **(tolerance(z_e.dtype) or tol_of(z_e, z_q)))
+            assert_same(g_q, -diff, **(tolerance(z_q.dtype) or tol_of(z_e, z_q)))
+    assert_value_error(vq_lib.vq_loss, z_e, torch.zeros(data.draw(wrong_shape(shape))))
+
+
+def numpy_counts(codes, K):
+    return torch.from_numpy(np.bincount(codes.numpy().astype(np.int64).ravel(), minlength=K))
+
+
+def numpy_perplexity(codes, K):
+    """exp(H(p)) of the code histogram; NaN when there are no codes (an empty histogram has no entropy)."""
+    counts = np.bincount(codes.numpy().astype(np.int64).ravel(), minlength=K)
+    if counts.sum() == 0:
+        return math.nan
+    p = counts[counts > 0] / counts.sum()
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+@FUZZ
+@given(data=st.data(), shape=st.lists(st.integers(0, 4), max_size=3).map(tuple), K=st.integers(1, 6),
+       dtype=st.sampled_from([torch.int64] * 3 + [torch.int32, torch.uint8, torch.float32, torch.bool]),
+       layout=layouts)
+def test_code_counts_perplexity_and_dead_codes_match_numpy(data, shape, K, dtype, layout):
+    elements = st.integers(0, K - 1) | st.integers(-1, K)              # mostly in [0, K), sometimes just outside
+    codes = as_layout(torch.from_numpy(data.draw(arrays(np.int64, shape, elements=elements))).to(dtype), layout)
+    in_range = codes.numel() == 0 or (codes.long().min() >= 0 and codes.long().max() < K)
+    valid = dtype in (torch.int64, torch.int32, torch.uint8) and bool(in_range)
+    match = RANGE_ERROR + "|" + SHAPE_ERROR
+    assert_oracle_or_value_error(vq_lib.code_counts, numpy_counts, codes, K, valid=valid, match=match)
+    assert_oracle_or_value_error(vq_lib.perplexity, numpy_perplexity, codes, K, valid=valid, match=match, rtol=1e-9)
+    dead = lambda codes, K: int((numpy_counts(codes, K) == 0).sum())  # noqa: E731
+    assert_oracle_or_value_error(vq_lib.dead_codes, dead, codes, K, valid=valid, match=match)
+
+
+def numpy_lloyd(z, k, iters, init, seed):
+    """Lloyd's k-means written out in numpy with brute-force distances; an empty cluster keeps its centre."""
+    x = z.double().numpy()
+    start = init if init is not None else z[torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))[:k]]
+    centres = start.double().numpy().copy()
+    in_dtype = lambda c: torch.from_numpy(c).to(z.dtype).double().numpy()  # noqa: E731  (centres are kept in z's dtype)
+    for _ in range(iters):
+        d = ((x[:, None] - centres[None]) ** 2).sum(-1)                       # (M, k)
+        gap = np.sort(d, 1)[:, 1:2] - d.min(1, keepdims=True) if k > 1 else np.ones((len(x), 1))
+        assume(((gap == 0) | (gap > 1e-4 * (1 + d.max()))).all())       # a near-tie may go either way
+        assign = d.argmin(1)
+        for j in range(k):
+            if (assign == j).any():
+                centres[j] = in_dtype(x[assign == j].mean(0))
+    return torch.from_numpy(centres)
+
+
+@fuzz(40)
+@given(data=st.data(), k=st.integers(1, 4), extra=st.integers(0, 5), D=st.integers(1, 3), iters=st.integers(0, 3),
+       dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), layout=layouts, rows=st.booleans(),
+       seed=st.integers(0, 3))
+def test_kmeans_matches_a_numpy_lloyd_loop(data, k, extra, D, iters, dtype, layout, rows, seed):
+    M = k + extra
+    z = as_layout(data.draw(values((M, D))).round().to(dtype), layout)   # integers: exact first distances
+    init = None                                                          # k random rows of z, or these rows:
+    if rows:                                                             # repeats among them: empty clusters
+        init = z[torch.tensor(data.draw(st.lists(st.integers(0, min(M - 1, 2)), min_size=k, max_size=k)))]
+    run = lambda z, k, iters, init, seed: vq_lib.kmeans(z, k, iters, init, torch.Generator().manual_seed(seed))  # noqa
+    assert_oracle_or_value_error(run, numpy_lloyd, z, k, iters, init, seed, valid=dtype in FLOAT_DTYPES)
+    wrong_init = torch.zeros(data.draw(wrong_shape((k, D))), dtype=z.dtype)
+    for bad in ((z, 0, iters, None), (z, M + 1, iters, None), (z.long(), k, iters, None), (z, k, iters, wrong_init)):
+        assert_value_error(run, *bad, seed)
+
+
+@functools.lru_cache(maxsize=None)
+def small_quantizer(K: int, D: int) -> vq_lib.VectorQuantizer:
+    torch.manual_seed(K * 10 + D)
+    return vq_lib.VectorQuantizer(K, D)
+
+
+@FUZZ
+@given(data=st.data(), N=st.integers(0, 2), D=st.integers(1, 3), H=st.sampled_from([1, 1, 2, 3, 0]),
+       W=st.sampled_from([1, 2, 3]), K=st.integers(1, 5), dtype=any_dtypes, layout=layouts, train=st.booleans())
+def test_vector_quantizer_matches_brute_force(data, N, D, H, W, K, dtype, layout, train):
+    q = small_quantizer(K, D).train(train)
+    with torch.no_grad():
+        q.codebook.copy_(data.draw(values((K, D))))
+        q.counts.zero_()
+    q.codebook.grad = None
+    z_e = as_layout(data.draw(values((N, D, H, W))).to(dtype), layout).requires_grad_(dtype.is_floating_point)
+    valid = dtype in FLOAT_DTYPES
+    out = result_or_value_error(q, z_e, valid=valid, match=rf"expected .*(\(N, {D}, H, W\)|\(M, D\))")
+    if out is not None:
+        z_q, loss, codes = out
+        z = z_e.detach().permute(0, 2, 3, 1).reshape(-1, D)                        # (N*H*W, D)
+        tol = expansion_tolerance(z, q.codebook, torch.float64 if dtype == torch.float64 else torch.float32)
+        assert_nearest(codes.flatten(), z, q.codebook.detach(), tol["atol"])
+        assert codes.shape == (N, H, W) and z_q.shape == z_e.shape
+        e = q.codebook.detach()[codes].permute(0, 3, 1, 2)                          # the lookup, (N, D, H, W)
+        assert_same(z_q, e, **tol_of(z_e))
+        assert_same(loss, (1 + q.beta) * (z_e.double() - e.double()).square().mean(), **tol_of(z_e))
+        assert_same(q.counts, numpy_counts(codes, K) * train)
+        w = data.draw(values((N, D, H, W))).to(z_q.dtype)
+        ((z_q * w).sum() + torch.nan_to_num(loss)).backward()           # straight-through + Eq. 3's two terms
+        n = max(z_e.numel(), 1)
+        grad_tol = tolerance(dtype) or tol_of(z_e)                       # z_e.grad comes in z_e's dtype
+        assert_same(z_e.grad, w.double() + q.beta * 2 * (z_e.double() - e.double()).detach() / n, **grad_tol)
+        flat = lambda t: t.permute(0, 2, 3, 1).reshape(-1, D)          # noqa: E731
+        expected = torch.zeros(K, D, dtype=torch.float64).index_add_(0, codes.flatten(),
+                                                                    flat(2 * (e.double() - z_e.double().detach()) / n))
+        assert_same(q.codebook.grad, expected, **tol_of(q.codebook))
+        assert_same(q.embed(codes), e)
+    assert_value_error(q, torch.zeros(data.draw(wrong_shape((None, D, None, None)))))
+    bad_codes = torch.full((1, 2, 2), data.draw(st.sampled_from([-1, K])))
+    assert_value_error(q.embed, bad_codes, match=RANGE_ERROR + r"|\[0, \d+\)")
+    assert_value_error(q.embed, torch.zeros(data.draw(wrong_shape((None, None, None))), dtype=torch.int64))
+
+
+@FUZZ
+@given(data=st.data(), M=st.integers(0, 4), D=st.integers(1, 3), K=st.integers(1, 4), dtype=any_dtypes,
+       seed=st.integers(0, 3))
+def test_restart_dead_codes_and_kmeans_init_check_the_encoder_outputs(data, M, D, K, dtype, seed):
+    q = small_quantizer(K, D).train()
+    with torch.no_grad():
+        q.codebook.copy_(data.draw(values((K, D))))
+    used = data.draw(arrays(np.float64, (K,), elements=st.sampled_from([0.0, 0.0, 1.0, 3.0])))
+    q.counts.copy_(torch.from_numpy(used))
+    before = q.codebook.detach().clone()
+    shape = data.draw(st.just((M, D)) | wrong_shape((M, D)))
+    z = data.draw(values(shape)).to(dtype)
+    rows = len(shape) == 2 and shape[1] == D                           # (M', D) for some M'
+    valid = rows and shape[0] >= 1 and dtype in FLOAT_DTYPES
+    moved = result_or_value_error(q.restart_dead_codes, z, 1.0, torch.Generator().manual_seed(seed), valid=valid,
+                                  match=rf"expected .*\(M, {D}\)")
+    if moved is None:
+        assert torch.equal(q.codebook.detach(), before)                 # a rejected call changes nothing
+    else:
+        dead = torch.from_numpy(used < 1)
+        assert moved == int(dead.sum()) and (q.counts == 0).all()
+        assert torch.equal(q.codebook.detach()[~dead], before[~dead])
+        for row in q.codebook.detach()[dead]:
+            assert (row == z.float()).all(1).any()                  # each restarted code is an encoder output
+    if not rows or shape[0] < K:
+        assert_value_error(q.kmeans_init_, z, match=rf"expected .*\(M, {D}\)|M >= k")
+
+
+@functools.lru_cache(maxsize=None)
+def small_vqvae() -> vq_lib.VQVAE:
+    torch.manual_seed(0)
+    model = vq_lib.VQVAE(num_codes=8, dim=4, width=8).eval()
+    with torch.no_grad():
+        model.quantizer.codebook.normal_()
+    return model
+
+
+@fuzz(15)
+@given(data=st.data(), shape=st.tuples(st.integers(0, 2), st.just(1), st.just(28), st.just(28)) |
+       wrong_shape((None, 1, 28, 28)), dtype=st.sampled_from([torch.float32] * 3 + [torch.float64] + ODD_DTYPES),
+       layout=layouts, seed=st.integers(0, 3), code=st.sampled_from([-1, 0, 7, 8]))
+def test_vqvae_tokens_are_the_nearest_codes_and_decode_like_the_forward_pass(data, shape, dtype, layout, seed, code):
+    model = small_vqvae()
+    x = as_layout(torch.rand(shape, generator=torch.Generator().manual_seed(seed)).to(dtype), layout)
+    valid = len(shape) == 4 and shape[1:] == (1, 28, 28) and dtype.is_floating_point   # any float: cast
+    tokens = result_or_value_error(model.encode_tokens, x, valid=valid, match=r"expected .*(\(B, 1, 28, 28\)|float)")
+    if tokens is not None:
+        with torch.no_grad():
+            z = model.encode(x).permute(0, 2, 3, 1).reshape(-1, 4)
+            x_hat, _, codes = model(x)
+        assert tokens.shape == (len(x), 7, 7) and torch.equal(tokens, codes)
+        assert torch.equal(tokens, model.encode_tokens(x.float().contiguous()))  # any float dtype or layout
+        assert_nearest(tokens.flatten(), z, model.quantizer.codebook.detach(),
+                       expansion_tolerance(z, model.quantizer.codebook, torch.float32)["atol"])
+        assert_same(model.decode_tokens(tokens), x_hat, atol=1e-6)
+        edited = tokens.clone()
+        edited.view(-1)[:1] = code                                       # one token set to a code in or out of range
+        result_or_value_error(model.decode_tokens, edited, valid=0 <= code < 8, match=r"\[0, 8\)")
+    assert_value_error(model.decode_tokens, torch.zeros(data.draw(wrong_shape((None, 7, 7))), dtype=torch.int64))
+    assert_value_error(model.decode_tokens, torch.zeros(1, 7, 7))        # float tokens
+    assert_value_error(model.decode, torch.zeros(1, 4, 7, 7, dtype=torch.int64), match=r"\(N, 4, 7, 7\)")
+    assert_value_error(model.decode, torch.zeros(data.draw(wrong_shape((None, 4, 7, 7)))), match=r"\(N, 4, 7, 7\)")

@@ -28,7 +28,11 @@ from course_lib.vae.vae import (
     FALLBACK,
     IMAGE_SHAPE,
     TrainConfig,
+    _check_count,
     _check_images,
+    _check_latent,
+    _describe,
+    _dtype,
     bernoulli_log_likelihood,
     gaussian_kl,
     gaussian_log_prob,
@@ -62,21 +66,23 @@ class HierarchicalVAE(nn.Module):
 
     def decode(self, z1: Tensor) -> Tensor:
         """z_1 (..., D_1) -> Bernoulli logits (..., C, H, W) of p(x | z_1)."""
-        return self.decoder(z1).unflatten(-1, self.image_shape)
+        _check_latent(z1, self.latent_dims[0], "z_1")
+        return self.decoder(z1.to(_dtype(self))).unflatten(-1, self.image_shape)
 
     def p_step(self, t: int, z_t: Tensor) -> tuple[Tensor, Tensor]:
         """p(z_{t-1} | z_t) for t = 2..T: z_t (..., D_t) -> mu, logvar (..., D_{t-1})."""
         if not 2 <= t <= self.T:
             raise ValueError(f"expected t in 2..{self.T}, got {t}")
-        if z_t.shape[-1] != self.latent_dims[t - 1]:
-            raise ValueError(f"expected z_t (..., {self.latent_dims[t - 1]}) at level {t}, got {tuple(z_t.shape)}")
-        return self.down[t - 2](z_t).chunk(2, -1)
+        d = self.latent_dims[t - 1]
+        if not isinstance(z_t, Tensor) or z_t.ndim < 1 or z_t.shape[-1] != d or not z_t.is_floating_point():
+            raise ValueError(f"expected float z_t (..., {d}) at level {t}, got {_describe(z_t)}")
+        return self.down[t - 2](z_t.to(_dtype(self))).chunk(2, -1)
 
     def infer(self, x: Tensor, k: int | None = None) -> list[tuple[Tensor, Tensor, Tensor]]:
         """Sample the inference chain bottom-up: x (N, C, H, W) -> [(z_t, mu_t, logvar_t) for t = 1..T],
         each (N, D_t), or (k, N, D_t) with k samples per image."""
         _check_images(x, self.image_shape)
-        mu, logvar = self.encoder(x.flatten(1)).chunk(2, -1)                 # (N, D_1)
+        mu, logvar = self.encoder(x.flatten(1).to(_dtype(self))).chunk(2, -1)  # (N, D_1)
         if k is not None:
             mu, logvar = mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape)  # (k, N, D_1)
         chain = [(reparameterize(mu, logvar), mu, logvar)]
@@ -112,6 +118,7 @@ class HierarchicalVAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Ancestral sampling z_T ~ N(0, I), z_{t-1} ~ p(z_{t-1} | z_t), then the decoder's mean: (n, C, H, W)."""
+        _check_count(n)
         dev = next(self.parameters()).device
         z = torch.randn(n, self.latent_dims[-1], generator=generator).to(dev)
         for t in range(self.T, 1, -1):

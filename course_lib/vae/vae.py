@@ -24,6 +24,7 @@ tends to log p(x) as k -> infinity.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import torch
@@ -39,20 +40,36 @@ IMAGE_SHAPE = (1, 28, 28)
 
 
 # ---------------------------------------------------------------------------------------------- kernels
+# The kernels take float tensors; the densities, the KL and the variances compute float16 / bfloat16 in
+# float32 (torchvision's ``_upcast``): half precision would round sigma^2 - 1 - log sigma^2 or a 784-pixel
+# sum to three digits.
+
+
+def _upcast(x: Tensor) -> Tensor:
+    """float16 / bfloat16 -> float32; other dtypes unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def _describe(x) -> str:
+    return f"{tuple(x.shape)} {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
 
 
 def _check_gaussian(mu: Tensor, logvar: Tensor) -> None:
-    if mu.ndim < 2 or mu.shape != logvar.shape:
-        raise ValueError(f"expected mu and logvar of the same shape (N, D), got {tuple(mu.shape)} and "
-                         f"{tuple(logvar.shape)}")
+    if (not isinstance(mu, Tensor) or not isinstance(logvar, Tensor) or mu.ndim < 2 or mu.shape != logvar.shape
+            or not mu.is_floating_point() or not logvar.is_floating_point()):
+        raise ValueError(f"expected float mu and logvar of the same shape (N, D), got {_describe(mu)} and "
+                         f"{_describe(logvar)}")
 
 
 def reparameterize(mu: Tensor, logvar: Tensor, eps: Tensor | None = None) -> Tensor:
-    """K&W Eq. 10: z = mu + exp(logvar / 2) * eps. mu, logvar (..., D); eps (..., D) or drawn ~ N(0, I)."""
+    """K&W Eq. 10: z = mu + exp(logvar / 2) * eps. mu, logvar (..., D); eps of their shape, or drawn ~ N(0, I)."""
     _check_gaussian(mu, logvar)
+    if eps is not None and (not isinstance(eps, Tensor) or eps.shape != mu.shape or not eps.is_floating_point()):
+        raise ValueError(f"expected float eps of the shape of mu {tuple(mu.shape)}, got {_describe(eps)}")
+    mu, logvar = _upcast(mu), _upcast(logvar)
     if eps is None:
         eps = torch.randn_like(mu)
-    return mu + torch.exp(0.5 * logvar) * eps
+    return mu + torch.exp(0.5 * logvar) * _upcast(eps)
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -60,46 +77,82 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
 
     1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)."""
     _check_gaussian(mu, logvar)
+    mu, logvar = _upcast(mu), _upcast(logvar)
     return 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(-1)
 
 
 def gaussian_log_prob(z: Tensor, mu: Tensor | None = None, logvar: Tensor | None = None) -> Tensor:
     """log N(z; mu, diag exp(logvar)) summed over the last dim: z (..., D), mu, logvar broadcastable
     (None: the standard normal) -> (...)."""
-    if z.ndim < 1:
-        raise ValueError(f"expected z (..., D), got {tuple(z.shape)}")
-    mu = torch.zeros_like(z) if mu is None else mu
-    logvar = torch.zeros_like(z) if logvar is None else logvar
+    given = [t for t in (mu, logvar) if t is not None]
+    if not isinstance(z, Tensor) or z.ndim < 1 or not all(isinstance(t, Tensor) for t in given) or not all(
+            t.is_floating_point() for t in (z, *given)):
+        raise ValueError(f"expected float z (..., D), mu and logvar, got {_describe(z)}, {_describe(mu)}, "
+                         f"{_describe(logvar)}")
+    try:
+        torch.broadcast_shapes(z.shape, *(t.shape for t in given))
+    except RuntimeError:
+        raise ValueError(f"expected mu and logvar that broadcast with z (..., D) = {tuple(z.shape)}, got "
+                         f"{_describe(mu)} and {_describe(logvar)}") from None
+    z = _upcast(z)
+    mu = torch.zeros_like(z) if mu is None else _upcast(mu)
+    logvar = torch.zeros_like(z) if logvar is None else _upcast(logvar)
     return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).square() * torch.exp(-logvar)).sum(-1)
 
 
 def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
     """log p(x | z) = sum_i [x_i log p_i + (1 - x_i) log(1 - p_i)], p = sigmoid(logits), summed over the
-    image: logits (..., C, H, W) and x (..., C, H, W) broadcast together -> (...) nats. A log-likelihood for
-    binary x; for gray x in [0, 1] the same number is a cross-entropy (see the module docstring)."""
-    if logits.ndim < 3 or x.ndim < 3:
-        raise ValueError(f"expected logits and x (..., C, H, W), got {tuple(logits.shape)} and {tuple(x.shape)}")
-    logits, x = torch.broadcast_tensors(logits, x)
+    image: float logits (..., C, H, W) and x (..., C, H, W) broadcast together -> (...) nats. A log-likelihood
+    for binary x; for gray x in [0, 1] the same number is a cross-entropy (see the module docstring)."""
+    if (not isinstance(logits, Tensor) or not isinstance(x, Tensor) or logits.ndim < 3 or x.ndim < 3
+            or not logits.is_floating_point() or not x.is_floating_point()):
+        raise ValueError(f"expected float logits and x (..., C, H, W), got {_describe(logits)} and {_describe(x)}")
+    try:
+        logits, x = torch.broadcast_tensors(_upcast(logits), _upcast(x))
+    except RuntimeError:
+        raise ValueError(f"expected logits and x (..., C, H, W) that broadcast together, got {tuple(logits.shape)} "
+                         f"and {tuple(x.shape)}") from None
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(-3).sum(-1)
 
 
 def binarize(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Stochastic binarization: b ~ Bern(x), x (N, C, H, W) in [0, 1] -> b of the same shape in {0, 1}."""
-    if x.ndim != 4 or not x.is_floating_point():
-        raise ValueError(f"expected float images (N, C, H, W) in [0, 1], got {tuple(x.shape)} {x.dtype}")
+    if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
+        raise ValueError(f"expected float images (N, C, H, W) in [0, 1], got {_describe(x)}")
+    if x.numel() and not ((x >= 0) & (x <= 1)).all():                  # NaN fails too
+        raise ValueError(f"expected float images (N, C, H, W) in [0, 1], got values in [{x.min()}, {x.max()}]")
     return torch.bernoulli(x, generator=generator)
 
 
 def active_units(mu: Tensor, threshold: float = 1e-2) -> Tensor:
     """IWAE Sec. 5.2: latent dim j is active when Cov_x(E_q[z_j | x]) > threshold. mu (N, D) -> (D,) bool."""
-    if mu.ndim != 2 or len(mu) < 2:
-        raise ValueError(f"expected posterior means (N, D) with N >= 2, got {tuple(mu.shape)}")
-    return mu.var(0) > threshold
+    if not isinstance(mu, Tensor) or mu.ndim != 2 or len(mu) < 2 or not mu.is_floating_point():
+        raise ValueError(f"expected float posterior means (N, D) with N >= 2, got {_describe(mu)}")
+    if mu.shape[1] == 0:                                                # no latent dims: none active (var warns)
+        return torch.zeros(0, dtype=torch.bool, device=mu.device)
+    return _upcast(mu).var(0) > threshold
+
+
+# The models take float inputs of any precision and compute in their own (x.to(the weights' dtype)).
 
 
 def _check_images(x: Tensor, shape: tuple[int, ...]) -> None:
-    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
-        raise ValueError(f"expected images (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+    if not isinstance(x, Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape) or not x.is_floating_point():
+        raise ValueError(f"expected float images (N, {', '.join(map(str, shape))}), got {_describe(x)}")
+
+
+def _check_latent(z: Tensor, dim: int, name: str = "z") -> None:
+    if not isinstance(z, Tensor) or z.ndim < 1 or z.shape[-1] != dim or not z.is_floating_point():
+        raise ValueError(f"expected float {name} (..., {dim}), got {_describe(z)}")
+
+
+def _check_count(n: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        raise ValueError(f"expected n >= 0 samples, got {n!r}")
+
+
+def _dtype(model: nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
 
 
 def elbo(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -115,13 +168,18 @@ def elbo(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
 def iwae_nll(model: nn.Module, x: Tensor, k: int, batch_size: int = 256) -> Tensor:
     """IWAE Eq. 8 as an NLL estimate: -log 1/k sum_i w_i, w_i = p(x, z_i) / q(z_i | x), z_i ~ q(z | x):
     x (N, C, H, W) binary -> (N,) nats, an upper bound on -log p(x) in expectation. k = 1: -ELBO."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if not isinstance(x, Tensor) or x.ndim != 4:
+        shape = getattr(model, "image_shape", ("C", "H", "W"))
+        raise ValueError(f"expected images (N, {', '.join(map(str, shape))}), got {_describe(x)}")
     out = []
-    for i in range(0, len(x), batch_size):
+    for i in range(0, max(len(x), 1), batch_size):                    # N = 0: one empty batch, checked by the model
         log_w = model.log_weights(x[i:i + batch_size], k)               # (k, B)
         out.append(math.log(k) - torch.logsumexp(log_w, 0))
-    return torch.cat(out) if out else x.new_zeros(0)
+    return torch.cat(out)
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -149,11 +207,12 @@ class AE(nn.Module):
 
     def encode(self, x: Tensor) -> Tensor:
         _check_images(x, self.image_shape)
-        return self.encoder(x.flatten(1))                               # (N, D)
+        return self.encoder(x.flatten(1).to(_dtype(self)))              # (N, D)
 
     def decode(self, z: Tensor) -> Tensor:
         """z (..., D) -> Bernoulli logits (..., C, H, W)."""
-        return self.decoder(z).unflatten(-1, self.image_shape)
+        _check_latent(z, self.latent_dim)
+        return self.decoder(z.to(_dtype(self))).unflatten(-1, self.image_shape)
 
     def terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(log p(x | z = encode(x)), 0) per example: the reconstruction term alone."""
@@ -175,12 +234,13 @@ class VAE(nn.Module):
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         _check_images(x, self.image_shape)
-        mu, logvar = self.encoder(x.flatten(1)).chunk(2, -1)           # (N, D) each
+        mu, logvar = self.encoder(x.flatten(1).to(_dtype(self))).chunk(2, -1)  # (N, D) each
         return mu, logvar
 
     def decode(self, z: Tensor) -> Tensor:
         """z (..., D) -> Bernoulli logits (..., C, H, W)."""
-        return self.decoder(z).unflatten(-1, self.image_shape)
+        _check_latent(z, self.latent_dim)
+        return self.decoder(z.to(_dtype(self))).unflatten(-1, self.image_shape)
 
     def terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """ELBO terms (K&W Eq. 3) per example: (E_q log p(x|z) with one z, KL(q(z|x) || p(z))), each (N,)."""
@@ -198,6 +258,7 @@ class VAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Decoder means sigmoid(logits) of z ~ p(z) = N(0, I): (n, C, H, W) gray images."""
+        _check_count(n)
         dev = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator).to(dev)
         return torch.sigmoid(self.decode(z))

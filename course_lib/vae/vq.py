@@ -32,6 +32,7 @@ The stable API that later chapters (15 latent diffusion, 18 BEiT, 19 DALL-E) use
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, replace
 
 import torch
@@ -48,39 +49,77 @@ CHECKPOINT = "vq_tokenizer"
 
 
 # ---------------------------------------------------------------------------------------------- kernels
+# float16 / bfloat16 are computed in float32 (torchvision's ``_upcast``): in half precision the expansion
+# ||z||^2 - 2 z.e + ||e||^2 loses the distance to rounding, and z_e + sg(z_q - z_e) is no longer z_q.
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _upcast(x: Tensor) -> Tensor:
+    """float16 / bfloat16 -> float32; other dtypes unchanged."""
+    return x.float() if x.dtype in _HALF else x
+
 
 def squared_distances(z: Tensor, codebook: Tensor) -> Tensor:
-    """z (M, D), codebook (K, D) -> (M, K) squared Euclidean distances ||z||^2 - 2 z.e + ||e||^2."""
-    if z.ndim != 2 or codebook.ndim != 2 or z.shape[1] != codebook.shape[1]:
-        raise ValueError(f"expected z (M, D) and codebook (K, D), got {tuple(z.shape)}, {tuple(codebook.shape)}")
+    """z (M, D), codebook (K, D), float -> (M, K) squared Euclidean distances ||z||^2 - 2 z.e + ||e||^2, in
+    the wider dtype of the two."""
+    if (z.ndim != 2 or codebook.ndim != 2 or z.shape[1] != codebook.shape[1] or not z.is_floating_point()
+            or not codebook.is_floating_point()):
+        raise ValueError(f"expected float z (M, D) and codebook (K, D), got {tuple(z.shape)} {z.dtype}, "
+                         f"{tuple(codebook.shape)} {codebook.dtype}")
+    dtype = torch.promote_types(_upcast(z).dtype, _upcast(codebook).dtype)
+    z, codebook = z.to(dtype), codebook.to(dtype)
     return z.square().sum(1, keepdim=True) - 2 * z @ codebook.T + codebook.square().sum(1)   # (M, K)
 
 
 def nearest_code(z: Tensor, codebook: Tensor) -> Tensor:
-    """Eq. 2: index of the nearest codebook row for each row of z (M, D) -> (M,) int64."""
+    """Eq. 2: index of the nearest codebook row (K >= 1 rows) for each row of z (M, D) -> (M,) int64."""
+    if codebook.ndim == 2 and len(codebook) == 0:
+        raise ValueError(f"expected a codebook (K, D) with K >= 1, got {tuple(codebook.shape)}")
     return squared_distances(z, codebook).argmin(1)
 
 
 def straight_through(z_e: Tensor, z_q: Tensor) -> Tensor:
-    """Sec. 3.2: the value of z_q, the gradient of z_e. z_e + sg(z_q - z_e), any shape."""
+    """Sec. 3.2: the value of z_q, the gradient of z_e. z_e + sg(z_q - z_e), z_e and z_q of the same shape."""
+    if z_e.shape != z_q.shape:
+        raise ValueError(f"expected z_q of the shape of z_e {tuple(z_e.shape)}, got {tuple(z_q.shape)}")
+    if z_e.dtype in _HALF or z_q.dtype in _HALF:
+        return straight_through(_upcast(z_e), _upcast(z_q)).to(torch.promote_types(z_e.dtype, z_q.dtype))
     return z_e + (z_q - z_e).detach()
 
 
 def vq_loss(z_e: Tensor, z_q: Tensor, beta: float = 0.25) -> Tensor:
-    """Eq. 3, last two terms, as means: ||sg(z_e) - e||^2 (codebook) + beta ||z_e - sg(e)||^2 (commitment)."""
+    """Eq. 3, last two terms, as means: ||sg(z_e) - e||^2 (codebook) + beta ||z_e - sg(e)||^2 (commitment).
+    z_e and z_q of the same shape; NaN when they are empty, like any mean of nothing."""
     if z_e.shape != z_q.shape:
         raise ValueError(f"expected z_q of the shape of z_e {tuple(z_e.shape)}, got {tuple(z_q.shape)}")
+    z_e, z_q = _upcast(z_e), _upcast(z_q)
     return F.mse_loss(z_q, z_e.detach()) + beta * F.mse_loss(z_e, z_q.detach())
 
 
+def _check_codes(codes: Tensor, num_codes: int) -> None:
+    if isinstance(num_codes, bool) or not isinstance(num_codes, numbers.Integral) or num_codes < 1:
+        raise ValueError(f"expected num_codes K >= 1, got {num_codes!r}")
+    if not isinstance(codes, Tensor) or codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+        raise ValueError(f"expected integer codes in [0, {num_codes}), got "
+                         f"{codes.dtype if isinstance(codes, Tensor) else type(codes).__name__}")
+    if codes.numel() and not ((codes >= 0) & (codes < num_codes)).all():
+        raise ValueError(f"expected codes in [0, {num_codes}), got values in [{int(codes.min())}, {int(codes.max())}]")
+
+
 def code_counts(codes: Tensor, num_codes: int) -> Tensor:
-    """How often each code appears in ``codes`` (any shape, int64) -> (K,) int64."""
+    """How often each code appears in ``codes`` (any shape, integers in [0, K)) -> (K,) int64."""
+    _check_codes(codes, num_codes)
     return torch.bincount(codes.flatten(), minlength=num_codes)
 
 
 def perplexity(codes: Tensor, num_codes: int) -> float:
-    """exp(H(p)) of the code frequencies p (in nats): K when all codes are equally used, 1 for one code."""
-    p = code_counts(codes, num_codes).double() / codes.numel()
+    """exp(H(p)) of the code frequencies p (in nats): K when all codes are equally used, 1 for one code, NaN
+    for no codes at all (an empty histogram has no entropy)."""
+    counts = code_counts(codes, num_codes)
+    if codes.numel() == 0:
+        return math.nan
+    p = counts.double() / codes.numel()
     return math.exp(-(p[p > 0] * p[p > 0].log()).sum().item())
 
 
@@ -91,11 +130,16 @@ def dead_codes(codes: Tensor, num_codes: int) -> int:
 
 def kmeans(z: Tensor, k: int, iters: int = 10, init: Tensor | None = None,
            generator: torch.Generator | None = None) -> Tensor:
-    """Lloyd's k-means on z (M, D) -> centres (k, D); starts from ``init`` or k distinct random rows of z.
-    An empty cluster keeps its centre."""
-    if z.ndim != 2 or len(z) < k:
-        raise ValueError(f"expected z (M, D) with M >= k = {k}, got {tuple(z.shape)}")
-    centres = init.clone() if init is not None else z[torch.randperm(len(z), generator=generator)[:k]].clone()
+    """Lloyd's k-means on float z (M, D) -> centres (k, D); starts from ``init`` (k, D) or k distinct random
+    rows of z. An empty cluster keeps its centre."""
+    if z.ndim != 2 or not z.is_floating_point() or not 1 <= k <= len(z):
+        raise ValueError(f"expected float z (M, D) with M >= k >= 1, got {tuple(z.shape)} {z.dtype} and k = {k}")
+    if init is not None and tuple(init.shape) != (k, z.shape[1]):
+        raise ValueError(f"expected init (k, D) = ({k}, {z.shape[1]}), got {tuple(init.shape)}")
+    if init is not None:
+        centres = init.to(z.dtype, copy=True)
+    else:
+        centres = z[torch.randperm(len(z), generator=generator)[:k]].clone()
     for _ in range(iters):
         assign = nearest_code(z, centres)                                  # (M,)
         sums = torch.zeros_like(centres).index_add_(0, assign, z)          # (k, D)
@@ -141,13 +185,18 @@ class VectorQuantizer(nn.Module):
     @torch.no_grad()
     def kmeans_init_(self, z: Tensor, iters: int = 10, generator: torch.Generator | None = None) -> None:
         """Set the codebook to k-means centres of encoder outputs z (M, D), M >= K."""
+        if z.ndim != 2 or z.shape[1] != self.dim:
+            raise ValueError(f"expected encoder outputs z (M, {self.dim}), got {tuple(z.shape)}")
         self.codebook.copy_(kmeans(z.detach().float(), self.num_codes, iters, generator=generator))
 
     @torch.no_grad()
     def restart_dead_codes(self, z: Tensor, min_count: float = 1.0,
                            generator: torch.Generator | None = None) -> int:
         """Move every code picked fewer than ``min_count`` times since the last call onto a random row of
-        encoder outputs z (M, D); reset ``counts``; return how many codes moved."""
+        encoder outputs z (M, D), M >= 1; reset ``counts``; return how many codes moved."""
+        if z.ndim != 2 or z.shape[1] != self.dim or len(z) < 1 or not z.is_floating_point():
+            raise ValueError(f"expected float encoder outputs z (M, {self.dim}) with M >= 1, got {tuple(z.shape)} "
+                             f"{z.dtype}")
         dead = (self.counts < min_count).nonzero()[:, 0]
         if len(dead):
             pick_rows = torch.randint(len(z), (len(dead),), generator=generator).to(z.device)
@@ -193,15 +242,17 @@ class VQVAE(nn.Module):
             nn.ConvTranspose2d(width // 2, 1, 4, stride=2, padding=1), nn.Sigmoid())  # (N, 1, 28, 28)
 
     def encode(self, x: Tensor) -> Tensor:
-        """(N, 1, 28, 28) -> z_e (N, D, 7, 7)."""
+        """(N, 1, 28, 28), float, computed in the model's dtype -> z_e (N, D, 7, 7)."""
         check_images(x)
-        return self.encoder(x)
+        return self.encoder(x.to(self.quantizer.codebook.dtype))
 
     def decode(self, z_q: Tensor) -> Tensor:
-        """z_q (N, D, 7, 7) -> x_hat (N, 1, 28, 28) in [0, 1]."""
-        if z_q.ndim != 4 or tuple(z_q.shape[1:]) != (self.dim, self.grid, self.grid):
-            raise ValueError(f"expected z_q of shape (N, {self.dim}, {self.grid}, {self.grid}), got {tuple(z_q.shape)}")
-        return self.decoder(z_q)
+        """z_q (N, D, 7, 7), float, computed in the model's dtype -> x_hat (N, 1, 28, 28) in [0, 1]."""
+        if (z_q.ndim != 4 or tuple(z_q.shape[1:]) != (self.dim, self.grid, self.grid)
+                or not z_q.is_floating_point()):
+            raise ValueError(f"expected float z_q of shape (N, {self.dim}, {self.grid}, {self.grid}), got "
+                             f"{tuple(z_q.shape)} {z_q.dtype}")
+        return self.decoder(z_q.to(self.quantizer.codebook.dtype))
 
     def embed(self, codes: Tensor) -> Tensor:
         """codes (N, 7, 7) int64 -> z_q (N, D, 7, 7)."""
