@@ -1057,9 +1057,10 @@ def result_or_value_error(fn, *args, valid: bool = False, match: str = SHAPE_ERR
 
 @st.composite
 def broadcastable(draw, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """A shape that broadcasts with ``shape``: leading dimensions dropped or added, some dimensions set to 1."""
-    tail = [1 if draw(st.booleans()) else d for d in shape[draw(st.integers(0, len(shape))):]]
-    return tuple(draw(st.lists(st.integers(1, 2), max_size=1)) + tail)
+    """A shape that broadcasts with ``shape``: leading dimensions dropped or (if none is) added, some set to 1."""
+    start = draw(st.integers(0, len(shape)))
+    tail = [1 if draw(st.booleans()) else d for d in shape[start:]]
+    return tuple((draw(st.lists(st.integers(1, 2), max_size=1)) if start == 0 else []) + tail)
 
 
 def not_broadcastable(shape: tuple[int, ...]) -> tuple[int, ...] | None:
