@@ -23,7 +23,6 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 

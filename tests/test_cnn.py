@@ -1,6 +1,5 @@
 """Chapter 01 models, steps and exercise checks."""
 
-import itertools
 
 import pytest
 import torch

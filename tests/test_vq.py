@@ -16,7 +16,6 @@ from course_lib.vae.vq import (
     code_counts,
     dead_codes,
     kmeans,
-    nearest_code,
     perplexity,
     squared_distances,
     straight_through,

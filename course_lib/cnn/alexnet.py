@@ -7,7 +7,6 @@ overlapping max pooling, kernel 3 stride 2 (Sec. 3.4); dropout in the classifier
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 
