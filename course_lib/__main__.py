@@ -1,4 +1,4 @@
-"""Command line: ``python -m course_lib run ...`` and ``python -m course_lib checkpoints ...``."""
+"""Command line: ``python -m course_lib run ...``, ``... checkpoints ...`` and ``... sync``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     ship = sub.add_parser("checkpoints", help="train and ship checkpoints into data/checkpoints")
     ship.add_argument("names", nargs="*", help="checkpoint names (default: all)")
 
+    sync = sub.add_parser("sync", help="write the shared setup cell and the committed profile note into notebooks")
+    sync.add_argument("notebooks", nargs="*", type=Path, help="notebooks (default: all in notebooks/)")
+
     args = parser.parse_args(argv)
+    if args.command == "sync":
+        from course_lib.notebook_cells import sync as sync_notebooks
+
+        return sync_notebooks(args.notebooks)
     if args.command == "run":
         from course_lib.runner import run_notebooks
 

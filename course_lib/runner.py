@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import time
 from pathlib import Path
 
 import nbformat
 
+from course_lib.notebook_cells import as_committed, outputs_profile
 from course_lib.profiles import resolve
 from course_lib.results import metrics_from_notebook
 from course_lib.utils import repo_root
@@ -66,8 +66,9 @@ def fmt(value: float) -> str:
 
 
 def portable_metadata(path: Path) -> None:
-    """Replace the absolute paths papermill stores in a notebook's metadata by the notebook's own name."""
-    nb = nbformat.read(path, as_version=4)
+    """Replace the absolute paths papermill stores in a notebook's metadata by the notebook's own name, and
+    papermill's injected ``PROFILE = ...`` by the committed profile note (see course_lib.notebook_cells)."""
+    nb = as_committed(nbformat.read(path, as_version=4))
     meta = nb.metadata.get("papermill", {})
     for key in ("input_path", "output_path"):
         if key in meta:
@@ -115,7 +116,7 @@ def run_notebooks(notebooks: list[Path], profile: str = "auto", out: Path = Path
               flush=True)
         if inplace:  # only a notebook that ran cleanly replaces the committed one
             shutil.copyfile(output, path)
-            portable_metadata(path)
+            portable_metadata(path)  # and its injected PROFILE becomes the committed profile note
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = results_table(results)
     (out / "results.md").write_text(table)
@@ -138,9 +139,7 @@ def committed_results(notebooks: list[Path] | None = None) -> dict:
     profiles = set()
     for path in notebooks or default_notebooks():
         nb = nbformat.read(path, as_version=4)
-        injected = "".join(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
-        found = re.search(r"PROFILE\s*=\s*[\"'](\w+)[\"']", injected)
-        profiles.add(found[1] if found else "not executed by the runner")
+        profiles.add(outputs_profile(nb) or "not executed by the runner")
         seconds = nb.metadata.get("papermill", {}).get("duration") or 0.0
         results["notebooks"][path.stem] = {"seconds": seconds, "metrics": metrics_from_notebook(nb)}
     results["profile"] = ", ".join(sorted(profiles)) + "; committed notebooks"

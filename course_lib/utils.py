@@ -27,6 +27,12 @@ def cache_dir() -> Path:
     return path
 
 
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 when it is float16/bfloat16 (sums and softmaxes lose too much there), else unchanged:
+    a float64 computation stays float64."""
+    return t.float() if t.is_floating_point() and torch.finfo(t.dtype).bits < 32 else t
+
+
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch; return a torch Generator seeded the same way."""
     random.seed(seed)

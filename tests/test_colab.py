@@ -101,3 +101,58 @@ def test_colab_setup_cell_installs_course_lib_and_the_next_cells_run(colab_pytho
 def test_colab_setup_cell_picks_the_gpu(colab_python):
     run_cells(colab_python, NOTEBOOKS[0], "cpu")  # installs course_lib if the test above did not run
     assert run_cells(colab_python, NOTEBOOKS[0], "cuda")["device"] == "cuda"
+
+
+def committed_first_cells(path: Path) -> list[str]:
+    """The setup cell, the parameters cell and the committed injected cell, as a learner runs them."""
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    assert "injected-parameters" in cells[2].metadata.get("tags", []), path.name
+    return [c.source for c in cells[:3]]
+
+
+BY_HAND = textwrap.dedent("""
+    import json, sys, torch
+    torch.cuda.is_available = lambda: True          # a learner's GPU (Colab, or CUDA locally)
+    torch.cuda.get_device_name = lambda index=0: "Tesla T4 (pretend)"
+    found = {}
+    for name, cells in json.load(open(sys.argv[1])).items():
+        scope = {}
+        for source in cells:
+            exec(compile(source, "<cell>", "exec"), scope)
+        from course_lib.profiles import resolve
+        found[name] = {"profile": resolve(scope["PROFILE"]), "outputs_profile": scope.get("OUTPUTS_PROFILE"),
+                       "device": str(scope["DEVICE"])}
+    print(json.dumps(found))
+""")
+
+
+@pytest.mark.slow
+def test_a_committed_notebook_run_by_hand_on_a_gpu_uses_the_gpu_profile(tmp_path):
+    """Every committed notebook's first cells, run as a person runs them (no papermill, no $COURSE_PROFILE)
+    with CUDA available, choose the gpu profile, while the committed cell still says its outputs are cpu's."""
+    cells = tmp_path / "cells.json"
+    cells.write_text(json.dumps({p.stem: committed_first_cells(p) for p in NOTEBOOKS}))
+    (tmp_path / "by_hand.py").write_text(BY_HAND)
+    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_PROFILE", "PAPERMILL_INPUT_PATH")}
+    done = subprocess.run([sys.executable, str(tmp_path / "by_hand.py"), str(cells)], capture_output=True,
+                          text=True, env=env, cwd=ROOT / "notebooks", timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {p.stem: {"profile": "gpu", "outputs_profile": "cpu", "device": "cuda"} for p in NOTEBOOKS}
+
+
+@pytest.mark.slow
+def test_colab_setup_cell_says_how_to_fix_a_failed_clone(colab_python):
+    """When the repository cannot be cloned, the setup cell ends with one sentence naming COURSE_REPO."""
+    python, env, where = colab_python
+    script = where / "setup_only.py"
+    script.write_text(first_cells(NOTEBOOKS[0])[0])
+    bad = dict(env, COURSE_REPO=str(where / "no-such-repository"))
+    # -S: no site-packages, so course_lib is missing even after the tests above installed it here (the cell
+    # stops before it imports anything else).
+    done = subprocess.run([str(python), "-S", str(script)], capture_output=True, text=True, env=bad, cwd=where,
+                          timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    message = done.stderr.strip()
+    assert "Traceback" not in message and len(message.splitlines()) == 1, message
+    assert message.startswith(f"Could not clone {where / 'no-such-repository'}") and "set COURSE_REPO" in message

@@ -1,5 +1,7 @@
 """Chapter 02 kernels against captum, scipy and torchvision; receptive fields against hand computation."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -22,8 +24,9 @@ from course_lib.inside import (
 )
 from course_lib.inside.deconvnet import layer_output
 from course_lib.inside.localization import train_step
-from course_lib.inside.occlusion import occluder_corners
+from course_lib.inside.occlusion import occluded_logits, occluder_corners
 from course_lib.inside.top_activations import receptive_fields
+from tolerance import assert_argmax_consistent, assert_close_scaled, scaled_atol
 
 captum_attr = pytest.importorskip("captum.attr")
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU",
@@ -61,9 +64,18 @@ def tiny():
     return seeded(TinyCNN)
 
 
-def close(a, b, rel=1e-5):
-    """Equal up to float noise, relative to the size of b (untrained models give tiny scores)."""
-    return torch.allclose(a, b, rtol=1e-4, atol=rel * float(b.abs().max()) + 1e-12)
+def double(model: nn.Module) -> nn.Module:
+    """A float64 copy of ``model`` in eval mode: the oracle comparisons run in float64, where two kernel paths
+    (captum's batch sizes and hooks against ours) differ by ~1e-16 of the values computed, not ~1e-7."""
+    return copy.deepcopy(model).double().eval()
+
+
+def close(a, b, ulps=1e4):
+    """Equal up to float64 rounding of the computation: gradients here are sums of a few thousand products
+    of the size of the result's largest entry, so 1e4 float64 ulp (~2e-12 relative) of that size is ample,
+    and any real difference (a missing ReLU rule, a wrong window) is > 1e-3 relative."""
+    assert a.dtype == b.dtype == torch.float64, (a.dtype, b.dtype)
+    return a.shape == b.shape and float((a - b).abs().max()) <= scaled_atol(b, torch.float64, ulps)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -72,9 +84,9 @@ def close(a, b, rel=1e-5):
 @pytest.mark.parametrize("which", ["alexnet", "tiny"])
 @pytest.mark.parametrize("per_image", [False, True])
 def test_saliency_matches_captum(which, per_image, alexnet, tiny):
-    model = alexnet if which == "alexnet" else tiny
-    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1)) if which == "alexnet" \
-        else torch.rand(3, 3, 12, 16, generator=torch.Generator().manual_seed(1))
+    model = double(alexnet if which == "alexnet" else tiny)
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1), dtype=torch.float64) \
+        if which == "alexnet" else torch.rand(3, 3, 12, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     target = torch.tensor([2, 0, 4]) if per_image else 3
     ours = saliency(model, x, target)
     theirs = captum_attr.Saliency(model).attribute(x, target=target, abs=True).amax(1)
@@ -87,21 +99,36 @@ def test_saliency_matches_captum(which, per_image, alexnet, tiny):
 
 @pytest.mark.parametrize("window,stride,baseline", [(3, 1, 0.0), (5, 3, 0.5), (4, 4, 0.0), (12, 12, 0.2), (6, 4, -1.0)])
 def test_occlusion_matches_captum(window, stride, baseline, tiny):
-    x = torch.rand(2, 3, 12, 16, generator=torch.Generator().manual_seed(2))
+    x = torch.rand(2, 3, 12, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     target = torch.tensor([1, 4])
+    tiny = double(tiny)
     ours = occlusion(tiny, x, target, window, stride, baseline)
+    assert ours.dtype == torch.float64                             # accumulated in the model's dtype
     theirs = captum_attr.Occlusion(tiny).attribute(
         x, target=target, sliding_window_shapes=(3, window, window), strides=(3, stride, stride), baselines=baseline)
-    assert ours.shape == x.shape
-    assert theirs.abs().max() > 0 and close(ours, theirs)
+    assert ours.shape == theirs.shape == x.shape
+    # captum sums the attributions in float32 even for a float64 model: float32 rounding of the logits' size.
+    with torch.no_grad():
+        logits = torch.cat([tiny(x), occluded_logits(tiny, x, window, stride, baseline).flatten(0, 2)])
+    assert theirs.abs().max() > 100 * scaled_atol(logits, theirs.dtype)  # a wrong window or baseline would fail
+    assert_close_scaled(ours, theirs, scale=logits)
 
 
-def test_occlusion_matches_captum_alexnet(alexnet):
-    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(3))
-    ours = occlusion(alexnet, x, 7, window=8, stride=5, baseline=0.5)
-    theirs = captum_attr.Occlusion(alexnet).attribute(x, target=7, sliding_window_shapes=(1, 8, 8),
-                                                      strides=(1, 5, 5), baselines=0.5)
-    assert close(ours, theirs)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_occlusion_matches_captum_alexnet(dtype, alexnet):
+    """Ours scores the occluded copies a row at a time (batches of 5), captum two at a time: the logits differ by
+    a few ulp between the two batch sizes, so the attribution (a difference of logits, far smaller than the
+    logits) is compared with a tolerance of the logits' size, in float32 as the learner runs it and in float64."""
+    model = copy.deepcopy(alexnet).to(dtype)
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    ours = occlusion(model, x, 7, window=8, stride=5, baseline=0.5)
+    theirs = captum_attr.Occlusion(model).attribute(x, target=7, sliding_window_shapes=(1, 8, 8),
+                                                    strides=(1, 5, 5), baselines=0.5)
+    assert ours.dtype == dtype                                     # (captum sums in float32 whatever the model)
+    with torch.no_grad():
+        logits = torch.cat([model(x), occluded_logits(model, x, 8, 5, 0.5).flatten(0, 2)])
+    assert theirs.abs().max() > 100 * scaled_atol(logits, dtype)   # a wrong window or baseline would fail
+    assert_close_scaled(ours, theirs, scale=logits, ulps=64)
 
 
 def test_occluder_corners_reach_the_edge():
@@ -120,9 +147,11 @@ def test_occlusion_maps_are_zeiler_fergus_maps(tiny):
         for i, j in [(0, 0), (1, 2), (len(rows) - 1, len(cols) - 1)]:
             occluded = x.clone()
             occluded[:, :, rows[i]:rows[i] + 4, cols[j]:cols[j] + 4] = 0.0
-            probs = tiny(occluded).softmax(1)
-            assert torch.allclose(prob_true[:, i, j], probs[[0, 1], target], atol=1e-6)
-            assert torch.equal(most_probable[:, i, j], probs.argmax(1))
+            logits = tiny(occluded)                                # batch 2 here, a row of positions there
+            probs = logits.softmax(1)
+            # A softmax moves by at most the change of the logits: a tolerance of the logits' size.
+            assert_close_scaled(prob_true[:, i, j], probs[[0, 1], target], scale=logits)
+            assert_argmax_consistent(most_probable[:, i, j], logits)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -136,8 +165,9 @@ def alexnet_units(model):
 
 @pytest.mark.parametrize("k", range(5))
 def test_deconvnet_matches_captum_alexnet(k, alexnet):
+    alexnet = double(alexnet)
     layer, neuron = alexnet_units(alexnet)[k]
-    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     ours = deconvnet(alexnet, layer, x, neuron)
     theirs = captum_attr.NeuronDeconvolution(alexnet, layer).attribute(x, neuron_selector=neuron)
     assert ours.shape == x.shape
@@ -146,7 +176,8 @@ def test_deconvnet_matches_captum_alexnet(k, alexnet):
 
 def test_deconvnet_matches_captum_on_an_inactive_relu_unit(alexnet):
     """At a zero (closed) ReLU unit the deconvnet still projects: the rectification ignores the forward sign."""
-    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(6))
+    alexnet = double(alexnet)
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     layer = alexnet.conv[5]
     with torch.no_grad():
         out = layer_output(alexnet, layer, x)
@@ -159,18 +190,20 @@ def test_deconvnet_matches_captum_on_an_inactive_relu_unit(alexnet):
 @pytest.mark.parametrize("arch", ["resnet", "googlenet", "tiny"])
 def test_deconvnet_matches_captum_other_models(arch, tiny):
     if arch == "tiny":
-        model, layer, x = tiny, tiny.body[4], torch.rand(2, 3, 12, 12)
+        model = double(tiny)
+        layer, x = model.body[4], torch.rand(2, 3, 12, 12, dtype=torch.float64)
     else:
-        model = seeded(lambda: cnn.ResNet(width=4, blocks=1) if arch == "resnet" else cnn.GoogLeNet(width=8))
+        model = double(seeded(lambda: cnn.ResNet(width=4, blocks=1) if arch == "resnet" else cnn.GoogLeNet(width=8)))
         layer = model.stages[1] if arch == "resnet" else model.stage1[0]
-        x = torch.rand(2, 1, 28, 28)
+        x = torch.rand(2, 1, 28, 28, dtype=torch.float64)
     ours = deconvnet(model, layer, x, (1, 2, 3))
     theirs = captum_attr.NeuronDeconvolution(model, layer).attribute(x, neuron_selector=(1, 2, 3))
     assert theirs.abs().max() > 0 and close(ours, theirs)
 
 
 def test_deconvnet_is_neither_the_gradient_nor_guided_backprop(alexnet):
-    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(7))
+    alexnet = double(alexnet)
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     layer, neuron = alexnet.conv[9], (0, 3, 2)
     ours = deconvnet(alexnet, layer, x, neuron)
     grad = captum_attr.NeuronGradient(alexnet, layer).attribute(x, neuron_selector=neuron)
@@ -183,10 +216,11 @@ def test_deconvnet_is_neither_the_gradient_nor_guided_backprop(alexnet):
 
 
 def test_deconvnet_leaves_no_hooks_behind(alexnet):
-    x = torch.rand(1, 1, 28, 28)
+    alexnet = double(alexnet)
+    x = torch.rand(1, 1, 28, 28, dtype=torch.float64)
     deconvnet(alexnet, alexnet.conv[9], x, (0, 1, 1))
-    assert all(not m._forward_hooks for m in alexnet.modules())
-    assert torch.allclose(saliency(alexnet, x, 0), captum_attr.Saliency(alexnet).attribute(x, target=0).amax(1))
+    assert all(not m._forward_hooks and not m._backward_hooks for m in alexnet.modules())
+    assert close(saliency(alexnet, x, 0), captum_attr.Saliency(alexnet).attribute(x, target=0, abs=True).amax(1))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,8 +276,9 @@ def test_pixels_outside_the_receptive_field_do_not_matter(alexnet):
     changed = torch.rand(1, 1, 28, 28)
     changed[..., y0:y1, x0:x1] = x[..., y0:y1, x0:x1]
     with torch.no_grad():
-        a, b = (layer_output(alexnet, layer, v)[0, unit[0], unit[1], unit[2]] for v in (x, changed))
-    assert torch.allclose(a, b, atol=1e-6)
+        outs = [layer_output(alexnet, layer, v) for v in (x, changed)]
+    # The same sum over the same pixels; only the kernel path's rounding (of the activations' size) may differ.
+    assert_close_scaled(outs[0][0, unit[0], unit[1], unit[2]], outs[1][0, unit[0], unit[1], unit[2]], scale=outs[0])
 
 
 def test_receptive_field_depends_on_the_inception_branch():
@@ -268,11 +303,15 @@ def test_top_activations_match_brute_force(alexnet):
     N, C, h, w = out.shape
     best = out.flatten(2).amax(2).T                                    # (C, N)
     assert top.indices.shape == top.values.shape == (C, k) and top.positions.shape == (C, k, 2)
-    assert torch.allclose(top.values, best.sort(1, descending=True).values[:, :k])
+    # Batches of 6 there, all 20 here: the same activations up to rounding of their size; so the top k values
+    # agree within that tolerance, and the chosen images and positions hold those values (near-ties may
+    # pick another image or position of the same value).
+    assert_close_scaled(top.values, best.sort(1, descending=True).values[:, :k], scale=out)
     c = torch.arange(C)[:, None]
-    assert torch.allclose(best[c, top.indices], top.values)
+    assert_close_scaled(best[c, top.indices], top.values, scale=out)
     at = out[top.indices, c, top.positions[..., 0], top.positions[..., 1]]
-    assert torch.allclose(at, top.values)
+    assert_close_scaled(at, top.values, scale=out)
+    assert len(set(top.indices[0].tolist())) == k                     # k different images
     units = torch.cat([c[..., None].expand(C, k, 1), top.positions], -1).view(-1, 3)
     assert torch.equal(top.boxes, receptive_fields(alexnet, layer, units).view(C, k, 4))
     patches = top.patches(images, 5)
@@ -360,22 +399,32 @@ def test_check_receptive_field(index, side, capsys):
 
 
 def brute_force_flip_window(model, image, stride):
+    """The smallest flipping window, one occluded image at a time, and the smallest gap seen between the
+    predicted class's logit and the best other one (a near-tie could flip under another kernel path)."""
+    margin = float("inf")
     with torch.no_grad():
-        predicted = model(image[None]).argmax(1)
+        predicted = int(model(image[None]).argmax(1))
         for window in range(stride, image.shape[-1] + 1):
             for y0 in range(0, image.shape[-2] - window + stride, stride):
                 for x0 in range(0, image.shape[-1] - window + stride, stride):
                     occluded = image.clone()
                     occluded[:, y0:y0 + window, x0:x0 + window] = 0
-                    if model(occluded[None]).argmax(1) != predicted:
-                        return window
-    return None
+                    logits = model(occluded[None])[0]
+                    others = torch.cat([logits[:predicted], logits[predicted + 1:]])
+                    margin = min(margin, abs(float(logits[predicted] - others.max())))
+                    if logits.argmax() != predicted:
+                        return window, margin
+    return None, margin
 
 
 def test_check_flip_window(tiny):
     image = torch.rand(3, 12, 12, generator=torch.Generator().manual_seed(12))
-    expected = brute_force_flip_window(tiny, image, stride=2)
+    expected, margin = brute_force_flip_window(tiny, image, stride=2)
     assert expected is not None
+    # The check scores the occluded copies in batches: the answer is the same because no decision on the way
+    # is a near-tie (a gap of rounding size, which another batch size could flip).
+    with torch.no_grad():
+        assert margin > scaled_atol(tiny(image[None]), torch.float32, ulps=1e3), margin
     assert checks.smallest_flip_window(tiny, image, stride=2) == expected
     assert checks.check_flip_window(expected, tiny, image, stride=2)
     assert not checks.check_flip_window(expected + 1, tiny, image, stride=2)
@@ -387,6 +436,8 @@ def test_check_saliency_argmax():
     image = torch.rand(3, 12, 12, generator=torch.Generator().manual_seed(13))
     M = captum_attr.Saliency(model).attribute(image[None], target=2, abs=True).amax(1)[0]
     row, col = divmod(int(M.argmax()), 12)
+    top2 = M.flatten().topk(2).values                              # no near-tie for another path to break
+    assert top2[0] - top2[1] > scaled_atol(M, torch.float32, ulps=1e3)
     model.train()                                                  # the check evaluates in eval mode ...
     assert checks.check_saliency_argmax((row, col), model, image, target=2)
     assert not checks.check_saliency_argmax((row, (col + 1) % 12), model, image, target=2)

@@ -12,12 +12,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_lib.notebook_cells import COMMITTED_NOTE, outputs_profile, repository_url, setup_cell
 from course_lib.results import metrics_from_notebook
 from course_lib.runner import execute
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 REPO_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+assert repository_url(ROOT) == REPO_URL
 OWNER_REPO = REPO_URL.removeprefix("https://github.com/")
 IDS = [p.stem for p in NOTEBOOKS]
 
@@ -39,8 +41,12 @@ def test_committed_outputs_are_one_clean_cpu_run(path):
     errors = [o for c in code_cells(nb) for o in c.outputs if o.output_type == "error"]
     assert not errors, f"{path.name} has error outputs"
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert len(injected) == 1 and re.search(r"PROFILE = \"cpu\"", injected[0].source), \
+    assert len(injected) == 1 and outputs_profile(nb) == "cpu", \
         f"{path.name} was not committed from a cpu-profile run of the runner"
+    # Committed, the injected cell only says which profile produced the outputs: a learner who runs the
+    # notebook gets the parameters cell's "auto" (gpu on a GPU), not the cpu profile of the committed run.
+    assert injected[0].source == COMMITTED_NOTE.format(profile="cpu"), \
+        f"{path.name}: run `python -m course_lib sync` (the injected cell pins PROFILE)"
     assert metrics_from_notebook(nb), f"{path.name} records no results"
     assert path.stat().st_size <= 1.5 * 2**20, f"{path.name} is {path.stat().st_size / 2**20:.2f} MB"
 
@@ -50,8 +56,8 @@ def test_conventions(path):
     nb = nbformat.read(path, as_version=4)
     cells = code_cells(nb)
     setup, params = cells[0], cells[1]
+    assert setup.source == setup_cell(REPO_URL), f"{path.name}: run `python -m course_lib sync`"
     assert "google.colab" in setup.source and f'REPO_URL = "{REPO_URL}"' in setup.source
-    assert "course_lib.setup(" in setup.source
     assert "parameters" in params.metadata.get("tags", []) and 'PROFILE = "auto"' in params.source
     badge = f"https://colab.research.google.com/github/{OWNER_REPO}/blob/main/notebooks/{path.name}"
     assert badge in nb.cells[0].source, f"{path.name}: Colab badge should point at {badge}"

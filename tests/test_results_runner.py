@@ -19,6 +19,7 @@ import torch
 
 import course_lib
 from course_lib import results
+from course_lib.notebook_cells import COMMITTED_NOTE, outputs_profile
 from course_lib.results import MIME, metrics_from_notebook, record
 from course_lib.runner import END, START, results_table, run_notebooks, update_readme
 
@@ -230,7 +231,13 @@ def test_inplace_replaces_only_the_clean_notebook(run):
     good, bad = run["good"], run["bad"]
     assert good.read_bytes() != run["originals"][good]
     committed, executed = (nbformat.read(p, as_version=4) for p in (good, run["out"] / "good.ipynb"))
-    assert committed.cells == executed.cells  # the executed copy, outputs and all
+    # The executed copy, outputs and all, except papermill's injected PROFILE: committed, it says which profile
+    # produced the outputs and no longer pins PROFILE for a learner who runs the notebook.
+    (i,) = [i for i, c in enumerate(executed.cells) if "injected-parameters" in c.metadata.get("tags", [])]
+    assert committed.cells[i].source == COMMITTED_NOTE.format(profile=outputs_profile(executed))
+    assert "\nPROFILE" not in committed.cells[i].source and outputs_profile(committed) == outputs_profile(executed)
+    executed.cells[i].source = committed.cells[i].source
+    assert committed.cells == executed.cells
     assert committed.metadata.papermill["input_path"] == "good.ipynb"  # no machine paths left behind
     assert metrics_from_notebook(nbformat.read(good, as_version=4))["answer"] == 42.0
     assert bad.read_bytes() == run["originals"][bad]

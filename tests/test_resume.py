@@ -107,6 +107,8 @@ def test_fit_interrupted_by_an_error_resumes_to_the_same_weights(tmp_path, monke
 CHILD = textwrap.dedent("""
     import sys, time, torch
     from torch import nn
+    torch.set_num_threads(1)                 # the same settings in every run, whatever the caller's environment
+    torch.use_deterministic_algorithms(True)
     import course_lib.cnn.train as t
     from course_lib.cnn.train import fit
     sys.path.insert(0, {tests!r})
@@ -132,7 +134,9 @@ RUN = {"n": 256, "epochs": 4, "batch_size": 16, "lr": 2e-3, "augment": True, "se
 def test_sigkill_mid_run_resumes_and_never_leaves_a_partial_file(tmp_path):
     """Kill the training process with SIGKILL at several moments (some while a state is being written),
     check that whatever is under the final name is a complete state, then let it finish: the weights
-    equal those of an uninterrupted run of the same 64 steps."""
+    equal those of an uninterrupted run of the same 64 steps. The uninterrupted run is the same script in a
+    process of its own, so both sides train with the same thread and determinism settings (the script sets
+    them) whatever the environment pytest runs in."""
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(tests=str(Path(__file__).parent)))
     state, final = tmp_path / "run.state.safetensors", tmp_path / "final.safetensors"
@@ -164,9 +168,11 @@ def test_sigkill_mid_run_resumes_and_never_leaves_a_partial_file(tmp_path):
     assert last and last[0] > 0, done.stdout
     assert resumed_from and resumed_from == sorted(resumed_from), resumed_from  # each restart went further
 
-    images, labels = tiny_data(256)
-    reference = tiny_model()
-    fit(reference, images, labels, epochs=4, batch_size=16, progress=False)
-    weights = load_file(str(final))
-    assert all(torch.equal(weights[k], v) for k, v in reference.state_dict().items())
+    reference_final = tmp_path / "reference.safetensors"
+    uninterrupted = subprocess.run([sys.executable, str(script), str(tmp_path / "other.state.safetensors"),
+                                    str(reference_final)], env=env, capture_output=True, text=True, timeout=300)
+    assert uninterrupted.returncode == 0 and "resuming" not in uninterrupted.stdout, uninterrupted.stdout
+    weights, reference = load_file(str(final)), load_file(str(reference_final))
+    assert weights.keys() == reference.keys()
+    assert all(torch.equal(weights[k], v) for k, v in reference.items())
     assert not list(tmp_path.glob(".run.state.safetensors.tmp*"))  # temp files of killed writes were cleaned up

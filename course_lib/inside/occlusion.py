@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from course_lib.inside.saliency import check_batch, check_target
+from course_lib.utils import at_least_float32
 
 
 def occluder_corners(size: int, window: int, stride: int) -> list[int]:
@@ -68,11 +69,11 @@ def occlusion(model: nn.Module, x: Tensor, target: int | Tensor, window: int, st
     h, w, K = logits.shape[1:]
     occluded_score = logits.gather(3, target.view(N, 1, 1, 1).expand(N, h, w, 1))[..., 0]  # (N, h, w)
     drop = score[:, :, None] - occluded_score                      # (N, h, w)
-    total = torch.zeros(N, H, W, device=x.device)
-    count = torch.zeros(H, W, device=x.device)
+    total = torch.zeros(N, H, W, device=x.device, dtype=drop.dtype)  # accumulate in the model's dtype
+    count = torch.zeros(H, W, device=x.device, dtype=drop.dtype)
     for i, y0 in enumerate(occluder_corners(H, window, stride)):
         for j, x0 in enumerate(occluder_corners(W, window, stride)):
-            total[:, y0:y0 + window, x0:x0 + window] += drop[:, i, j, None, None].float()
+            total[:, y0:y0 + window, x0:x0 + window] += drop[:, i, j, None, None]
             count[y0:y0 + window, x0:x0 + window] += 1
     return (total / count)[:, None].expand(N, C, H, W).contiguous()  # (N, C, H, W)
 
@@ -92,6 +93,6 @@ def occlusion_maps(model: nn.Module, x: Tensor, target: int | Tensor, window: in
     logits = occluded_logits(model, x, window, stride, baseline)   # (N, h, w, K)
     target = check_target(target, N, x.device, num_classes=logits.shape[-1])
     h, w = logits.shape[1:3]
-    probs = logits.float().softmax(dim=-1)                         # (N, h, w, K)
+    probs = at_least_float32(logits).softmax(dim=-1)               # (N, h, w, K)
     prob_true = probs.gather(3, target.view(N, 1, 1, 1).expand(N, h, w, 1))[..., 0]
     return prob_true, logits.argmax(dim=-1)

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from course_lib.inside.deconvnet import layer_output
 from course_lib.inside.saliency import check_batch, check_layer
+from course_lib.utils import at_least_float32
 
 POINTWISE = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Dropout,
              nn.BatchNorm1d, nn.BatchNorm2d, nn.LocalResponseNorm)
@@ -137,7 +138,7 @@ def top_activations(model: nn.Module, layer: nn.Module, images: Tensor, k: int =
     dev = next(model.parameters()).device
     best_values = best_indices = best_flat = None
     for start in range(0, len(images), batch_size):
-        out = layer_output(model, layer, images[start:start + batch_size].to(dev)).float()  # (B, C, h, w)
+        out = at_least_float32(layer_output(model, layer, images[start:start + batch_size].to(dev)))  # (B, C, h, w)
         if out.ndim != 4:
             raise ValueError(f"expected the layer's output of shape (N, C, h, w), got {tuple(out.shape)}")
         B, C, h, w = out.shape
