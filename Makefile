@@ -41,11 +41,19 @@ browser:
 course: setup
 	$(PY) -m course_lib run --profile $(PROFILE) --out runs/$(PROFILE)
 
+# The kernel-vs-oracle tests, run a second time under another CPU kernel set and thread count.
+KERNEL_TESTS := tests/test_kernel_paths.py tests/test_inside.py tests/test_detection_kernels.py tests/test_roi.py \
+	tests/test_maskrcnn.py tests/test_autoencoders.py tests/test_vae.py tests/test_vq.py tests/test_cnn.py \
+	tests/test_metrics.py tests/test_fuzz.py tests/test_fuzz_autoencoders.py tests/test_fuzz_segmentation.py
+
 # Unit tests, every notebook executed in the smoke profile (papermill, in parallel), and nbval on
 # copies of the committed notebooks (injected PROFILE set to smoke) for the cells marked NBVAL_CHECK_OUTPUT.
+# Then the kernel tests again with PyTorch's plain C++ kernels (ATEN_CPU_CAPABILITY=default instead of
+# AVX2/AVX-512) on 2 threads, as another CPU would compute them: tolerances must hold on any machine.
 test: setup browser
 	$(PY) tests/nbval_copies.py runs/nbval
 	OMP_NUM_THREADS=1 COURSE_PROFILE=smoke COURSE_HEADLESS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile tests --nbval-lax runs/nbval
+	ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=2 COURSE_PROFILE=smoke $(PY) -m pytest -q -p no:cacheprovider $(KERNEL_TESTS)
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)

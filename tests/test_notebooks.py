@@ -88,7 +88,8 @@ EXPECTED = {
     "01_cnn_architectures": {"alexnet_test_acc", "googlenet_test_acc", "resnet_test_acc", "densenet_test_acc",
                              "judge_test_acc", "fid_real_vs_real", "fid_real_vs_noisy"},
     "03_rcnn": {"ss_recall50", "ss_proposals_per_scene", "rcnn_map50", "rcnn_seconds_per_image"},
-    "04_yolo": {"yolo_map50", "yolo_images_per_second", "rcnn_images_per_second"},
+    "04_yolo": {"yolo_map50", "yolo_images_per_second", "rcnn_images_per_second", "short_run_loss_first10",
+                "short_run_loss_last10"},
     "02_inside_a_cnn": {"scene_classifier_acc", "saliency_box_iou", "regressor_box_iou", "saliency_pointing_acc",
                         "regressor_pointing_acc"},
     "05_mask_rcnn": {"mask_map50", "box_map50", "torchmetrics_mask_map50", "tv_mask_map50", "tv_box_map50",
@@ -140,18 +141,25 @@ def test_smoke_execution(path, tmp_path):
 
 
 CPU_TOLERANCE = 0.02  # relative. Two cpu runs on one machine agree exactly; other CPUs and thread counts round differently.
+# The loss at the end of the notebook's own 200-step training run is chaotic in the rounding: measured on one
+# machine, AVX2 kernels on 1 thread gave 2.014 and the plain kernels (ATEN_CPU_CAPABILITY=default) on
+# 2 threads gave 1.902 (5.6 % apart), while the first 10 steps agreed to 0.03 %. So that one number gets
+# a wider tolerance, above the measured kernel-path spread.
+TRAINED_TOLERANCE = {"short_run_loss_last10": 0.10}
 
 
 @pytest.mark.slow
 def test_cpu_rerun_agrees_with_the_committed_run(tmp_path):
-    """Run notebook 04 (a short training loop, then the shipped detectors) in the cpu profile again: every
-    number it records agrees with the committed cpu run within CPU_TOLERANCE, timings excepted."""
+    """Run notebook 04 (its own short visible training run, then the shipped detectors) in the cpu profile
+    again: every number it records agrees with the committed cpu run, timings excepted -- the losses of the
+    notebook's own training within their tolerances, the shipped detector's mAP within CPU_TOLERANCE."""
     path = ROOT / "notebooks" / "04_yolo.ipynb"
     committed = metrics_from_notebook(nbformat.read(path, as_version=4))
     run = execute(path, tmp_path / path.name, "cpu")
     assert "error" not in run, run.get("error")
     compared = {k for k in committed if not k.endswith(TIMINGS)}
-    assert compared and compared <= set(run["metrics"])
+    assert {"short_run_loss_first10", "short_run_loss_last10", "yolo_map50"} <= compared <= set(run["metrics"])
+    assert committed["short_run_loss_last10"] < 0.5 * committed["short_run_loss_first10"]  # it did train
     far = {k: (committed[k], run["metrics"][k]) for k in compared
-           if abs(run["metrics"][k] - committed[k]) > CPU_TOLERANCE * abs(committed[k])}
+           if abs(run["metrics"][k] - committed[k]) > TRAINED_TOLERANCE.get(k, CPU_TOLERANCE) * abs(committed[k])}
     assert not far, far

@@ -21,17 +21,19 @@ class AENotebookConfig:
     k_sparse: int           # k of the k-sparse AE
     n_jacobian: int         # test images for the encoder Jacobian norm
     n_probe: int            # training codes for the linear probe (it is tested on n_test codes)
+    probe_max_iter: int     # L-BFGS iterations of the probe's logistic regression
 
 
 AE_CONFIGS = {
     "smoke": AENotebookConfig(n_train=2_000, n_test=500, batch_size=128, k_pca=8, steps_linear=60, d_overcomplete=1024,
-                              steps_overcomplete=30, d_hidden=256, steps=30, k_sparse=25, n_jacobian=20, n_probe=500),
+                              steps_overcomplete=30, d_hidden=256, steps=30, k_sparse=25, n_jacobian=20, n_probe=300,
+                              probe_max_iter=100),
     "cpu": AENotebookConfig(n_train=10_000, n_test=2_000, batch_size=128, k_pca=8, steps_linear=1_500,
                             d_overcomplete=1024, steps_overcomplete=1_500, d_hidden=256, steps=1_500, k_sparse=25,
-                            n_jacobian=200, n_probe=5_000),
+                            n_jacobian=200, n_probe=5_000, probe_max_iter=1_000),
     "gpu": AENotebookConfig(n_train=60_000, n_test=10_000, batch_size=256, k_pca=16, steps_linear=10_000,
                             d_overcomplete=2048, steps_overcomplete=10_000, d_hidden=1024, steps=10_000, k_sparse=40,
-                            n_jacobian=1_000, n_probe=20_000),
+                            n_jacobian=1_000, n_probe=20_000, probe_max_iter=1_000),
 }
 
 
