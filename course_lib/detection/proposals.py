@@ -28,6 +28,9 @@ them with 10 bins; it does not say how. Here each orientation theta_k = k * 45 d
 rectified directional derivative max(0, cos(theta_k) d_x + sin(theta_k) d_y), divided by its maximum over
 the image, binned into 10 bins on [0, 1]. (Opposite orientations are the two signs of one derivative.)
 
+``grouping_hierarchy`` returns one hierarchy with its merge history (which pair merged, in which order, at what
+similarity), for inspection and tests; ``hierarchical_grouping`` and ``selective_search`` return boxes only.
+
 Boxes are xyxy on the pixel grid, half-open: a region whose pixels span columns j0..j1 and rows i0..i1 has
 the box (j0, i0, j1 + 1, i1 + 1), the convention of ``course_lib.data``'s tight boxes.
 """
@@ -158,11 +161,22 @@ def merge_regions(regions: dict[str, Tensor], i: int, j: int, t: int) -> None:
         regions[key][t] = (n_i * regions[key][i] + n_j * regions[key][j]) / (n_i + n_j)
 
 
-def hierarchical_grouping(image: Tensor, labels: Tensor,
-                          weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)) -> Tensor:
-    """Sec. 3.1, Algorithm 1: merge the most similar adjacent pair until one region is left.
-    image (C, H, W), labels (H, W) in 0..R-1 -> boxes (2R - 1, 4) xyxy of every region in order of
-    creation: the R initial regions, then one per merge (the last covers the whole image)."""
+def grouping_hierarchy(image: Tensor, labels: Tensor,
+                       weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)) -> dict:
+    """Sec. 3.1, Algorithm 1, with its history: merge the most similar adjacent pair until one region is left.
+
+    image (C, H, W), labels (H, W) in 0..R-1 (the initial regions, region r = the pixels labelled r) ->
+    a dict of
+
+    - ``box`` (2R - 1, 4) xyxy and ``size`` (2R - 1,) pixels of every region in order of creation: the R
+      initial regions, then one per merge (the last covers the whole image);
+    - ``merges``: R - 1 tuples (i, j, t, s), in order: step t - R merged regions i < j, adjacent and alive
+      (neither merged before), into the new region t; s is their similarity (Eq. 6 with ``weights``), the
+      largest among the adjacent pairs alive at that step (the first such pair in the order of creation of
+      the pairs when several tie exactly).
+
+    ``hierarchical_grouping`` returns ``box``; this exposes the merge history for inspection and tests.
+    """
     C, H, W = image.shape
     initial = region_features(image, labels)
     R = len(initial["size"])
@@ -176,8 +190,10 @@ def hierarchical_grouping(image: Tensor, labels: Tensor,
         later = sorted(j for j in neighbours[i] if j > i)
         if later:
             S.update(zip(((i, j) for j in later), similarity(regions, i, later, H * W, weights).tolist()))
+    merges = []
     for t in range(R, 2 * R - 1):
         i, j = max(S, key=S.get)                                       # the most similar pair
+        merges.append((i, j, t, S[(i, j)]))
         merge_regions(regions, i, j, t)
         touching = (neighbours.pop(i) | neighbours.pop(j)) - {i, j}   # t's neighbours
         for k in touching:                                             # i and j are gone: so are their pairs
@@ -190,7 +206,16 @@ def hierarchical_grouping(image: Tensor, labels: Tensor,
         if touching:
             ks = sorted(touching)
             S.update(zip(((k, t) for k in ks), similarity(regions, t, ks, H * W, weights).tolist()))
-    return regions["box"]
+    return {"box": regions["box"], "size": regions["size"], "merges": merges}
+
+
+def hierarchical_grouping(image: Tensor, labels: Tensor,
+                          weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)) -> Tensor:
+    """Sec. 3.1, Algorithm 1: merge the most similar adjacent pair until one region is left.
+    image (C, H, W), labels (H, W) in 0..R-1 -> boxes (2R - 1, 4) xyxy of every region in order of
+    creation: the R initial regions, then one per merge (the last covers the whole image).
+    (``grouping_hierarchy`` gives the same boxes with the merge history.)"""
+    return grouping_hierarchy(image, labels, weights)["box"]
 
 
 def selective_search(image: Tensor, scale: float | tuple[float, ...] = (50.0, 100.0, 150.0, 300.0),
