@@ -1,4 +1,4 @@
-"""Command line: ``python -m course_lib run ...``, ``... checkpoints ...`` and ``... sync``."""
+"""Command line: ``python -m course_lib run ...``, ``... checkpoints``, ``... sync`` and ``... learner``."""
 
 from __future__ import annotations
 
@@ -25,7 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     sync = sub.add_parser("sync", help="write the shared setup cell and the committed profile note into notebooks")
     sync.add_argument("notebooks", nargs="*", type=Path, help="notebooks (default: all in notebooks/)")
 
+    learner = sub.add_parser("learner", help="regenerate the learner edition (learner/) from notebooks/")
+    learner.add_argument("notebooks", nargs="*", type=Path, help="notebooks (default: all in notebooks/)")
+
     args = parser.parse_args(argv)
+    if args.command == "learner":
+        from course_lib.editions import write_learner_editions
+
+        write_learner_editions(args.notebooks or None)
+        return 0
     if args.command == "sync":
         from course_lib.notebook_cells import sync as sync_notebooks
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_lib.editions import learner_path, solution_regions
 from course_lib.notebook_cells import COMMITTED_NOTE, outputs_profile, repository_url, setup_cell
 from course_lib.results import metrics_from_notebook
 from course_lib.runner import execute
@@ -110,10 +111,18 @@ TIMINGS = ("_seconds", "_per_second", "seconds_per_image")
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_smoke_execution(path, tmp_path):
-    """Execute the notebook twice with papermill in the smoke profile; check what it recorded, and that
-    both runs recorded the same numbers (timings excepted): the course is deterministic."""
-    runs = [execute(path, tmp_path / f"run{i}_{path.name}", "smoke") for i in range(2)]
+    """Execute the notebook and its learner edition (nothing filled in) with papermill in the smoke profile;
+    check what it recorded, and that both runs recorded the same numbers (timings excepted): the course is
+    deterministic, and with its stubs unanswered the learner edition goes on with course_lib's code."""
+    runs = [execute(source, tmp_path / f"run{i}_{path.name}", "smoke")
+            for i, source in enumerate([path, learner_path(path)])]
     assert all("error" not in r for r in runs), [r.get("error") for r in runs]
+    stubs = sum(len(solution_regions(c.source)) for c in nbformat.read(path, as_version=4).cells
+                if c.cell_type == "code")
+    said = "".join(o.get("text", "") for c in nbformat.read(tmp_path / f"run1_{path.name}", as_version=4).cells
+                   if c.cell_type == "code" for o in c.outputs)
+    assert said.count("Not answered yet") + said.count("No prediction made") >= stubs, said[-2000:]
+    assert "Not quite" not in said and "Traceback" not in said
     result, metrics = runs[0], runs[0]["metrics"]
     first, second = ({k: v for k, v in r["metrics"].items() if not k.endswith(TIMINGS)} for r in runs)
     assert first == second, {k: (first[k], second.get(k)) for k in first if first[k] != second.get(k)}
