@@ -68,7 +68,8 @@ def test_conventions(path):
 def test_readme_badges_point_at_existing_notebooks():
     readme = (ROOT / "README.md").read_text()
     targets = re.findall(r"colab\.research\.google\.com/github/([^)\s]+)", readme)
-    assert len(targets) == len(NOTEBOOKS)
+    assert len(targets) == 2 * len(NOTEBOOKS)  # the complete and the learner edition of each
+    assert sum("/blob/main/learner/" in t for t in targets) == len(NOTEBOOKS)
     for target in targets:
         owner_repo, path = target.split("/blob/main/")
         assert owner_repo == OWNER_REPO
