@@ -9,7 +9,7 @@ PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed
 JOBS       ?= 2
 
-.PHONY: setup data browser course test lab results checkpoints clean
+.PHONY: setup data browser course test lab results learner checkpoints clean
 
 setup: $(STAMP) data
 
@@ -61,6 +61,11 @@ lab: setup
 # Re-execute the committed notebooks in the cpu profile and refresh README's results table.
 results: setup
 	$(PY) -m course_lib run --profile cpu --out runs/cpu --inplace --readme README.md
+	$(PY) -m course_lib learner
+
+# Regenerate the learner edition (learner/) from the complete notebooks.
+learner: setup
+	$(PY) -m course_lib learner
 
 # Retrain the shipped checkpoints (data/checkpoints) with one command.
 checkpoints: setup
