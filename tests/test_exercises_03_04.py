@@ -118,7 +118,8 @@ def test_check_grid_cell():
 
 
 def test_check_yolo_outputs():
-    assert checks.check_yolo_outputs(1470) and checks.check_yolo_outputs(7 * 7 * 30) and checks.check_yolo_outputs(1470.0)
+    assert checks.check_yolo_outputs(1470) and checks.check_yolo_outputs(7 * 7 * 30)
+    assert checks.check_yolo_outputs(1470.0)
     for wrong in (7 * 7 * 2 * 5 + 20,    # classes once per image
                   7 * 7 * (5 + 20),      # one box per cell
                   7 * 7 * (2 * 4 + 20),  # no confidence
@@ -249,7 +250,8 @@ def make_loss(*, sqrt=True, noobj_per_cell=False, lambda_noobj=0.5, per_image=Tr
         conf = boxes[..., 4]
         cls_mask = torch.ones_like(has_obj) if class_everywhere else has_obj
         return {"coord_xy": lambda_coord * (obj * (boxes[..., :2] - gt[..., :2]).square().sum(-1)).sum() / n,
-                "coord_wh": lambda_coord * (obj * (root(boxes[..., 2:4]) - root(gt[..., 2:4])).square().sum(-1)).sum() / n,
+                "coord_wh": lambda_coord * (obj * (root(boxes[..., 2:4]) - root(gt[..., 2:4])).square().sum(-1)).sum()
+                / n,
                 "obj": (obj * (conf - iou).square()).sum() / n,
                 "noobj": lambda_noobj * (noobj * conf.square()).sum() / n,
                 "class": (cls_mask * (probs - target[..., 5:]).square().sum(-1)).sum() / n}
@@ -296,7 +298,8 @@ def test_the_edge_cases_catch_what_random_scenes_miss():
 
 def exercise_cells(name: str, marker: str) -> list[str]:
     nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
-    return [c.source for c in nb.cells if c.cell_type == "code" and marker in c.source and "### BEGIN SOLUTION" in c.source]
+    return [c.source for c in nb.cells
+            if c.cell_type == "code" and marker in c.source and "### BEGIN SOLUTION" in c.source]
 
 
 @pytest.mark.parametrize("name, marker", [("03_rcnn.ipynb", "def my_box_iou"), ("03_rcnn.ipynb", "def my_nms"),

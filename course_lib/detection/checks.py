@@ -98,7 +98,8 @@ def iou_cases(seed: int = 0) -> list[tuple[str, tuple[Tensor, Tensor]]]:
         ("5 x 7 random boxes", (_random_boxes(5, g), _random_boxes(7, g))),
         ("1 x 1 random boxes", (_random_boxes(1, g), _random_boxes(1, g))),
         ("12 x 3 random boxes", (_random_boxes(12, g), _random_boxes(3, g))),
-        ("disjoint boxes, apart in x and in y", (t([0, 0, 10, 10], [30, 30, 40, 45]), t([20, 20, 25, 28], [0, 50, 8, 60]))),
+        ("disjoint boxes, apart in x and in y",
+         (t([0, 0, 10, 10], [30, 30, 40, 45]), t([20, 20, 25, 28], [0, 50, 8, 60]))),
         ("identical boxes", (t([5, 5, 25, 15], [3.5, 7.25, 9.5, 30]), t([5, 5, 25, 15], [3.5, 7.25, 9.5, 30]))),
         ("boxes touching along an edge", (t([0, 0, 10, 10]), t([10, 0, 20, 10], [0, 10, 10, 20], [10, 10, 12, 12]))),
         ("a zero-area box (a line, then a point) against boxes with area",
@@ -169,7 +170,8 @@ def yolo_loss_cases(seed: int = 0) -> list[tuple[str, tuple[Tensor, Tensor]]]:
         ("a batch of one scene, S=8, B=2, C=10", (_random_predictions(1, 8, 2, 10, g), _random_targets(1, 8, 10, g))),
         ("3 random scenes, the paper's shapes S=7, B=2, C=20",
          (_random_predictions(3, 7, 2, 20, g), _random_targets(3, 7, 20, g))),
-        ("2 random scenes, B=3 predictors per cell", (_random_predictions(2, 8, 3, 10, g), _random_targets(2, 8, 10, g))),
+        ("2 random scenes, B=3 predictors per cell",
+         (_random_predictions(2, 8, 3, 10, g), _random_targets(2, 8, 10, g))),
         ("no object in any cell", (_random_predictions(2, 8, 2, 10, g), torch.zeros(2, 8, 8, 15, dtype=torch.float64))),
     ]
     full = torch.zeros(2, 8, 8, 15, dtype=torch.float64)             # an object in every cell
@@ -189,7 +191,8 @@ def check_yolo_loss(fn, cases=None) -> Verdict:
 
     cases = yolo_loss_cases() if cases is None else cases
     hint = ("1^obj_ij = one_hot(best, B) * has_object from `responsible_predictor`; 1^noobj_ij = 1 - 1^obj_ij, "
-            "per predictor; compare sqrt(w), sqrt(h); sum over cells and predictors, divide by N.")
+            "per predictor; compare sqrt(w), sqrt(h); sum over cells and predictors, divide by N; return a dict "
+            "of the five terms.")
     wrong = []
     for _, args in cases:   # which terms disagree (for the hint); check_kernel below gives the verdict
         try:
