@@ -112,7 +112,8 @@ def check_kernel(fn: Callable, reference: Callable, cases: Sequence[tuple[str, t
     A case agrees when ``rel_error <= rtol`` (default: 1e-4 for float32 outputs, 1e-9 for float64). ``fn``
     returning None means "not answered yet". Either way the cells after the check use ``reference``.
     """
-    after = f"The cells below use course_lib's `{reference_name}`."
+    after = (f"The cells below use `{reference_name}`." if reference_name.startswith("course_lib")
+             else f"The cells below use course_lib's `{reference_name}`.")
     worst = 0.0
     for i, (description, args) in enumerate(cases, 1):
         expected = _as_tuple(reference(*args))
@@ -160,16 +161,18 @@ def check_prediction(prediction: Any, measured: Any, choices: Sequence[Any] | No
     return Verdict(ok)
 
 
-def check_images_per_class(answer) -> bool:
-    """How many Fashion-MNIST *training* images does each class have?"""
+def check_images_per_class(answer) -> Verdict:
+    """How many Fashion-MNIST *training* images does each class have (exact)? 6,000: the total (60,000), the
+    test set's share (1,000) or train + test (7,000) fail."""
     from course_lib.data import fashion_mnist
 
     counts = fashion_mnist("train").labels.bincount()
     expected = int(counts[0]) if bool((counts == counts[0]).all()) else None
-    return report(answer, expected, "count the labels with torch.bincount")
+    return report(answer, expected, "60,000 training images, 10 classes, and torch.bincount of the labels shows "
+                                    "they are balanced", sig=None)
 
 
-def check_scene_mask_shape(answer, n_objects: int = 3, size: int = 64) -> bool:
+def check_scene_mask_shape(answer, n_objects: int = 3, size: int = 64) -> Verdict:
     """Shape (a tuple) of ``target['masks']`` for a scene with ``n_objects`` objects on a size x size canvas."""
     from course_lib.data import SceneConfig, fashion_scenes
 
@@ -177,10 +180,10 @@ def check_scene_mask_shape(answer, n_objects: int = 3, size: int = 64) -> bool:
     scenes = fashion_scenes(20, seed=0, cfg=cfg)
     target = next(t for t in scenes.targets if len(t["labels"]) == n_objects)
     return report(None if answer is None else tuple(answer), tuple(target["masks"].shape),
-                  "one (H, W) mask per object, stacked")
+                  "one (H, W) mask per object, stacked", sig=None)
 
 
-def check_profile(answer, env_value: str = "smoke") -> bool:
+def check_profile(answer, env_value: str = "smoke") -> Verdict:
     """Which profile does PROFILE = 'auto' give when COURSE_PROFILE is set to ``env_value``?"""
     import os
 
