@@ -95,7 +95,8 @@ def test_check_dense_inputs():
 
 def _bn_eval(h, bn):
     c = (1, -1, 1, 1)
-    return (h - bn.running_mean.view(c)) / torch.sqrt(bn.running_var.view(c) + bn.eps) * bn.weight.view(c) + bn.bias.view(c)
+    return ((h - bn.running_mean.view(c)) / torch.sqrt(bn.running_var.view(c) + bn.eps) * bn.weight.view(c)
+            + bn.bias.view(c))
 
 
 def _residual(block: ResidualBlock, x: torch.Tensor, *, final_relu=True, relu_before_sum=False, shortcut="auto",
@@ -107,14 +108,16 @@ def _residual(block: ResidualBlock, x: torch.Tensor, *, final_relu=True, relu_be
     f = bn(F.conv2d(h, conv2.weight, padding=1), bn2)
     if relu_before_sum:
         f = F.relu(f)
+    def projection():
+        conv_s, bn_s = block.shortcut
+        return bn(F.conv2d(x, conv_s.weight, stride=conv_s.stride), bn_s)
+
     if shortcut == "identity-when-channels-match":
-        s = x if x.shape[1] == f.shape[1] else bn(F.conv2d(x, block.shortcut[0].weight, stride=block.shortcut[0].stride), block.shortcut[1])
+        s = x if x.shape[1] == f.shape[1] else projection()
     elif shortcut == "none":
         s = torch.zeros_like(f)
-    elif isinstance(block.shortcut, nn.Identity):
-        s = x
     else:
-        s = bn(F.conv2d(x, block.shortcut[0].weight, stride=block.shortcut[0].stride), block.shortcut[1])
+        s = x if isinstance(block.shortcut, nn.Identity) else projection()
     return F.relu(f + s) if final_relu else f + s
 
 
@@ -228,7 +231,8 @@ def test_deconv_relu_cases(capsys):
     ok, out = run(lambda x, g: g.clamp(min=0), inside_checks.deconv_relu_reference, cases, capsys)
     assert ok and "on all 4 inputs" in out
     wrong = {"plain gradient": lambda x, g: g * (x > 0), "guided": lambda x, g: g * (x > 0) * (g > 0),
-             "|g|": lambda x, g: g.abs(), "relu(x)": lambda x, g: x.clamp(min=0), "sign flip": lambda x, g: -g.clamp(max=0)}
+             "|g|": lambda x, g: g.abs(), "relu(x)": lambda x, g: x.clamp(min=0),
+             "sign flip": lambda x, g: -g.clamp(max=0)}
     for name, fn in wrong.items():
         ok, out = run(fn, inside_checks.deconv_relu_reference, cases, capsys)
         assert not ok and "input 1 (random x and g_out" in out, name
@@ -262,7 +266,8 @@ def test_saliency_cases(capsys):
         ok, out = run(lambda m, x, t: _saliency(m, x, t, **mistake), inside_checks.saliency_reference, cases, capsys)
         assert not ok and "input 1 (3 channels" in out, mistake
     # one class for the whole batch: right on the batch of one (input 2), wrong on input 1
-    ok, out = run(lambda m, x, t: _saliency(m, x, t[:1].expand(len(x))), inside_checks.saliency_reference, cases, capsys)
+    ok, out = run(lambda m, x, t: _saliency(m, x, t[:1].expand(len(x))), inside_checks.saliency_reference, cases,
+                  capsys)
     assert not ok and "input 1 (" in out
     # a squeeze that drops the batch of one: the edge case names it
     ok, out = run(lambda m, x, t: _saliency(m, x, t).squeeze(), inside_checks.saliency_reference, cases, capsys)
