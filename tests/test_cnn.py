@@ -3,17 +3,41 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
+from tolerance import assert_close_scaled
 from torch import nn
 
 from course_lib import cnn
 from course_lib.cnn import checks
-from course_lib.cnn.train import augment, check_images, count_flops, train_step
+from course_lib.cnn.train import accuracy, augment, check_images, count_flops, predict, train_step
 
 ARCHS = sorted(cnn.ARCHITECTURES)
 
 
+def terms_scale(model: nn.Module, x: torch.Tensor) -> float:
+    """The largest sum of |weight| * |input| + |bias| that a Conv2d or Linear of ``model`` computes on x: the
+    size of the terms whose rounding two kernel paths (batch sizes, BLAS blockings) may differ in."""
+    sizes = []
+
+    def hook(m, inputs, out):
+        a, w, b = inputs[0].abs(), m.weight.abs(), None if m.bias is None else m.bias.abs()
+        if isinstance(m, nn.Linear):
+            s = F.linear(a, w, b)
+        else:
+            s = F.conv2d(a, w, b, m.stride, m.padding, m.dilation, m.groups)
+        sizes.append(float(s.max()))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return max(sizes)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_shapes(arch):
+    torch.manual_seed(0)
     model = cnn.build(arch).eval()
     x = torch.rand(3, 1, 28, 28)
     assert model(x).shape == (3, 10)
@@ -95,6 +119,27 @@ def test_exercise_checks(capsys):
     assert not checks.check_dense_inputs(None)
     out = capsys.readouterr().out
     assert out.count("Correct!") == 4 and "Not answered yet" in out
+
+
+@pytest.mark.parametrize("arch", ["alexnet", "resnet"])
+def test_predict_keeps_the_models_dtype_and_batches_agree(arch):
+    torch.manual_seed(0)
+    model = cnn.build(arch).double().eval()
+    x = torch.rand(5, 1, 28, 28, dtype=torch.float64)
+    logits = predict(model, x, batch_size=2)                            # batches of 2, 2, 1
+    assert logits.dtype == torch.float64 and logits.shape == (5, 10)
+    with torch.no_grad():
+        expected = model(x)                                             # one batch of 5: other kernel paths
+    assert_close_scaled(logits, expected, terms_scale(model, x), ulps=4096)
+    labels = logits.argmax(1)                                           # accuracy's own path: no near-tie issue
+    labels[:2] = (labels[:2] + 1) % 10                                  # 3 of 5 right
+    assert accuracy(model, x, labels, batch_size=2) == 3 / 5            # exactly: a count, not a float32 mean
+    assert predict(model.float(), x, batch_size=2).dtype == torch.float32  # float64 images, a float32 model
+
+
+def test_count_flops_in_the_models_dtype():
+    model = cnn.build("resnet")
+    assert count_flops(model.double()) == count_flops(model.float()) > 0
 
 
 def test_googlenet_features_width_is_as_documented():

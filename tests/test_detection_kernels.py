@@ -8,6 +8,7 @@ import warnings
 import pytest
 import torch
 import torchvision.ops as tv_ops
+from tolerance import assert_argmax_consistent, assert_close_scaled
 from torchvision.models.detection._utils import BoxCoder
 
 from course_lib.data import DataNotFoundError, ImageDataset, fashion_mnist, fashion_scenes
@@ -23,6 +24,7 @@ from course_lib.detection import (
     precision_recall,
     selective_search,
 )
+from course_lib.detection import rcnn, yolo
 from course_lib.detection.metrics import match_detections
 from course_lib.detection.proposals import (
     _gaussian_derivatives,
@@ -166,6 +168,71 @@ def test_encode_is_rcnn_appendix_c():
 def test_wrong_shapes_raise_value_error_naming_the_shape(call):
     with pytest.raises(ValueError, match=r"expected .*(shape|same length)"):
         call()
+
+
+# ----------------------------------------------------------------------------------- float64 stays float64
+
+
+def test_warp_keeps_float64():
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 32, 40, generator=g, dtype=torch.float64)
+    boxes = torch.tensor([[3.25, 4.5, 20.75, 30.0], [0.0, 0.0, 40.0, 32.0]], dtype=torch.float64)
+    out = rcnn.warp(image, boxes)
+    assert out.dtype == torch.float64 and out.shape == (2, 1, 28, 28)
+    # the float32 warp samples the same points up to float32 rounding of coordinates up to 40 px, on an image
+    # whose neighbouring pixels differ by at most 1
+    assert_close_scaled(rcnn.warp(image.float(), boxes.float()), out, 40.0)
+    square = image[:, :, :32]
+    whole = rcnn.warp(square, torch.tensor([[0.0, 0.0, 32.0, 32.0]], dtype=torch.float64), size=32, context=0.0)
+    assert_close_scaled(whole[0], square, 32.0, ulps=4096)             # the whole image, unscaled: its pixels
+    assert rcnn.warp(image, boxes[:0]).dtype == torch.float64
+
+
+def test_label_proposals_keep_float64_without_ground_truth():
+    proposals = torch.tensor([[0.0, 0.0, 10.0, 10.0]], dtype=torch.float64)
+    labels, deltas, reg = rcnn.label_proposals(proposals, torch.zeros(0, 4, dtype=torch.float64), torch.zeros(0))
+    assert deltas.dtype == torch.float64 and deltas.shape == (1, 4) and labels.tolist() == [0] and not reg.any()
+    gt = torch.tensor([[1.0, 0.0, 10.0, 12.0]], dtype=torch.float64)
+    assert rcnn.label_proposals(proposals, gt, torch.tensor([2]))[1].dtype == torch.float64
+
+
+def yolo_targets(seed: int, n: int = 3) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    return [{"boxes": random_boxes(g, 4, size=40.0, min_side=4.0).double(),
+             "labels": torch.randint(1, 11, (4,), generator=g)} for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_encode_targets_are_float64_for_float64_boxes(seed):
+    targets = yolo_targets(seed)
+    grid64 = yolo.encode_targets(targets)
+    grid32 = yolo.encode_targets([{**t, "boxes": t["boxes"].float()} for t in targets])
+    assert grid64.dtype == torch.float64 and grid32.dtype == torch.float32
+    # both compute in float64 from the same (float32-representable) boxes; only the storage differs
+    assert torch.equal(grid64.float(), grid32)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_yolo_loss_and_responsible_predictor_keep_float64(seed):
+    target = yolo.encode_targets(yolo_targets(seed))                  # (3, 8, 8, 15) float64
+    g = torch.Generator().manual_seed(seed)
+    pred = torch.rand(3, 8, 8, 2 * 5 + 10, generator=g, dtype=torch.float64)
+    iou, best = yolo.responsible_predictor(pred, target)
+    assert iou.dtype == torch.float64
+    terms = yolo.yolo_loss(pred, target)
+    assert all(v.dtype == torch.float64 for v in terms.values())
+    # the same loss in float32 (inputs rounded to float32): every term is a sum of non-negative squares, so its
+    # rounding scales with its own value (and the rounded inputs move each square by a few ulp of it)
+    terms32 = yolo.yolo_loss(pred.float(), target.float())
+    best32 = yolo.responsible_predictor(pred.float(), target.float())[1]
+    assert_argmax_consistent(best32, iou.float(), scale=1.0)           # IoUs <= 1: a near-tie may flip
+    for name, value in terms.items():
+        assert terms32[name].dtype == torch.float32
+        if torch.equal(best32, best):                                  # the same responsible predictors
+            assert_close_scaled(terms32[name], value, value, ulps=256)
+    # mixed dtypes compute in the wider one
+    assert yolo.yolo_loss(pred.float(), target)["total"].dtype == torch.float64
+    assert yolo.yolo_loss(pred.half(), target.float())["total"].dtype == torch.float32
 
 
 # -------------------------------------------------------------------------------------------- metrics

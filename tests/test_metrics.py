@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from tolerance import eps, scaled_atol
 
 from course_lib import metrics
 from course_lib.data import fashion_mnist
@@ -14,18 +15,33 @@ def reference_frechet(mu1, c1, mu2, c2):
     return float(((mu1 - mu2) ** 2).sum() + np.trace(c1 + c2 - 2 * covmean))
 
 
+def frechet_atol(mu_a, c_a, mu_b, c_b, ulps: float = 64) -> float:
+    """How far two float64 computations of the Frechet distance may differ: ``ulps`` rounding of its terms, whose
+    sizes are the second moments ||mu||^2 + Tr C of both sets (Tr (C_a C_b)^(1/2) <= (Tr C_a + Tr C_b) / 2;
+    the distance itself may be far smaller: the terms cancel), plus the square root's amplification: an
+    eigenvalue m of C_a^(1/2) C_b C_a^(1/2) (m >= lambda_min(C_a) lambda_min(C_b)) rounded by
+    delta = ulps eps ||C_a|| ||C_b|| moves sqrt(m) by min(delta / (2 sqrt(m)), sqrt(delta)), D times, twice."""
+    mu_a, c_a, mu_b, c_b = (torch.as_tensor(t).double() for t in (mu_a, c_a, mu_b, c_b))
+    ea, eb = torch.linalg.eigvalsh(c_a).clamp(min=0), torch.linalg.eigvalsh(c_b).clamp(min=0)
+    terms = mu_a.square().sum() + mu_b.square().sum() + 2 * (ea.sum() + eb.sum())
+    delta = ulps * eps(torch.float64) * float(ea.max() * eb.max())
+    m = float(ea.min() * eb.min())
+    root = min(delta / (2 * m ** 0.5), delta ** 0.5) if m > 0 else delta ** 0.5
+    return scaled_atol(terms, torch.float64, ulps) + 2 * len(ea) * root
+
+
 @pytest.mark.parametrize("seed,dim", [(0, 4), (1, 16), (2, 64)])
 def test_frechet_distance_matches_scipy(seed, dim):
     g = np.random.default_rng(seed)
     a, b = g.normal(size=(3 * dim, dim)), g.normal(size=(3 * dim, dim)) @ g.normal(size=(dim, dim)) + 0.5
     mu1, c1, mu2, c2 = a.mean(0), np.cov(a.T), b.mean(0), np.cov(b.T)
     ours = metrics.frechet_distance(*(torch.from_numpy(t) for t in (mu1, c1, mu2, c2)))
-    assert ours == pytest.approx(reference_frechet(mu1, c1, mu2, c2), rel=1e-6)
+    assert ours == pytest.approx(reference_frechet(mu1, c1, mu2, c2), rel=0, abs=frechet_atol(mu1, c1, mu2, c2))
 
 
 def test_frechet_distance_of_identical_gaussians_is_zero():
-    c = torch.eye(5) * 2
-    assert metrics.frechet_distance(torch.ones(5), c, torch.ones(5), c) == pytest.approx(0, abs=1e-9)
+    mu, c = torch.ones(5), torch.eye(5) * 2
+    assert metrics.frechet_distance(mu, c, mu, c) == pytest.approx(0, abs=frechet_atol(mu, c, mu, c))
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +72,20 @@ def test_fid_matches_torchmetrics(images):
     reference = FrechetInceptionDistance(feature=JudgeFeatures(), input_img_size=(1, 28, 28), normalize=True)
     reference.update(real, real=True)
     reference.update(noisy, real=False)
-    expected = float(reference.compute())
+    result = reference.compute()
+    expected = float(result)
     assert expected > 0
-    assert metrics.fid(real, noisy) == pytest.approx(expected, rel=1e-3)
+    # torchmetrics computes in float64 (one-pass covariances, eigenvalues of C_a C_b) and rounds the result to
+    # the features' float32: half an ulp of the result, plus the float64 rounding of the terms
+    atol = scaled_atol(expected, result.dtype, ulps=0.5) + frechet_atol(
+        *metrics.gaussian(metrics.features(real)), *metrics.gaussian(metrics.features(noisy)))
+    assert metrics.fid(real, noisy) == pytest.approx(expected, rel=0, abs=atol)
 
 
 def test_fid_ranks_noise_above_real(images):
     real, noisy = images
     test = fashion_mnist("test")
     real_floor = metrics.fid(real, test.images[600:900])
-    assert metrics.fid(real, real) == pytest.approx(0, abs=1e-6)
+    moments = metrics.gaussian(metrics.features(real))
+    assert metrics.fid(real, real) == pytest.approx(0, abs=frechet_atol(*moments, *moments))
     assert metrics.fid(real, noisy) > 2 * real_floor

@@ -218,4 +218,4 @@ def fraction_active(h: Tensor, threshold: float = 0.1) -> float:
     h must have at least one entry (B, D >= 1): the fraction of nothing is undefined."""
     if not isinstance(h, Tensor) or h.ndim != 2 or h.numel() == 0:
         raise ValueError(f"expected non-empty codes h of shape (B, D), got {_describe(h)}")
-    return (h > threshold).float().mean().item()
+    return int((h > threshold).sum()) / h.numel()                      # an exact count, not a float32 mean

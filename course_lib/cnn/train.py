@@ -55,17 +55,23 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y:
     return loss.detach()
 
 
+def _upcast(x: Tensor) -> Tensor:
+    """float16 / bfloat16 -> float32; other dtypes unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 @torch.no_grad()
 def predict(model: nn.Module, images: Tensor, batch_size: int = 1000) -> Tensor:
     """Logits (N, K) for images (N, 1, S, S), in batches, in eval mode, on the model's device and in its
-    dtype (float16 or float64 images are cast to it)."""
+    dtype (float16 or float64 images are cast to it), returned on the CPU in that dtype: float64 for a
+    float64 model, float32 for float32 and for float16 / bfloat16 (or autocast) outputs."""
     check_images(images, size=images.shape[-1] if isinstance(images, Tensor) and images.ndim == 4 else 28)
     model.eval()
     weight = next(model.parameters())
     out = []
     for i in range(0, max(len(images), 1), batch_size):              # N = 0: one empty batch gives (0, K)
         with autocast(weight.device):
-            out.append(model(images[i:i + batch_size].to(weight.device, weight.dtype)).float().cpu())
+            out.append(_upcast(model(images[i:i + batch_size].to(weight.device, weight.dtype))).cpu())
     return torch.cat(out)
 
 
@@ -74,18 +80,20 @@ def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int =
     if not isinstance(labels, Tensor) or labels.shape != (len(images),) or len(images) == 0:
         raise ValueError(f"expected at least one image and labels of shape ({len(images)},), "
                          f"got {getattr(labels, 'shape', labels)}")
-    return (predict(model, images, batch_size).argmax(1) == labels.cpu()).float().mean().item()
+    hits = int((predict(model, images, batch_size).argmax(1) == labels.cpu()).sum())
+    return hits / len(labels)                                          # an exact count, not a float32 mean
 
 
 def count_flops(model: nn.Module, shape: tuple[int, ...] = (1, 1, 28, 28)) -> int:
-    """Forward FLOPs for one input of ``shape``, counted by ``torch.utils.flop_counter`` (a MAC = 2 FLOPs)."""
+    """Forward FLOPs for one input of ``shape`` (in the model's dtype), counted by ``torch.utils.flop_counter``
+    (a MAC = 2 FLOPs)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training
     model.eval()
-    dev = next(model.parameters()).device
+    weight = next(model.parameters())
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(shape, device=dev))
+        model(torch.zeros(shape, dtype=weight.dtype, device=weight.device))
     model.train(was_training)
     return counter.get_total_flops()
 

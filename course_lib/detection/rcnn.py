@@ -39,30 +39,36 @@ NUM_CLASSES = 10  # scene labels 1..10; 0 is background
 
 def warp(image: Tensor, boxes: Tensor, size: int = 28, context: float = 0.07) -> Tensor:
     """Crop each box (K, 4) xyxy of ``image`` (C, H, W), grown by ``context`` of its side on every edge,
-    and resize it to (size, size) with bilinear sampling, ignoring aspect ratio -> (K, C, size, size)."""
+    and resize it to (size, size) with bilinear sampling, ignoring aspect ratio -> (K, C, size, size).
+    Computed in the image's dtype (float64 stays float64; float16 / bfloat16 are sampled in float32 and cast back)."""
     if image.ndim != 3 or boxes.ndim != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"expected image (C, H, W) and boxes (K, 4), got {tuple(image.shape)}, {tuple(boxes.shape)}")
     C, H, W = image.shape
     K = len(boxes)
     if K == 0:
         return image.new_zeros(0, C, size, size)
-    x0, y0, x1, y1 = boxes.float().unbind(1)
+    dtype = torch.promote_types(image.dtype, torch.float32)              # the dtype of the crop's coordinates
+    x0, y0, x1, y1 = boxes.to(dtype).unbind(1)
     dx, dy = context * (x1 - x0), context * (y1 - y0)
     x0, x1, y0, y1 = x0 - dx, x1 + dx, y0 - dy, y1 + dy
     # affine map from the output grid in [-1, 1] to the crop, in grid_sample's normalised image coordinates
-    theta = torch.zeros(K, 2, 3, device=image.device)
+    theta = torch.zeros(K, 2, 3, dtype=dtype, device=image.device)
     theta[:, 0, 0], theta[:, 0, 2] = (x1 - x0) / W, (x0 + x1) / W - 1
     theta[:, 1, 1], theta[:, 1, 2] = (y1 - y0) / H, (y0 + y1) / H - 1
     grid = F.affine_grid(theta, [K, C, size, size], align_corners=False)          # (K, size, size, 2)
-    return F.grid_sample(image.expand(K, C, H, W), grid, align_corners=False)     # (K, C, size, size)
+    crops = F.grid_sample(image.to(dtype).expand(K, C, H, W), grid, align_corners=False)  # (K, C, size, size)
+    return crops.to(image.dtype) if image.is_floating_point() else crops
 
 
 def label_proposals(proposals: Tensor, gt_boxes: Tensor, gt_labels: Tensor,
                     fg_iou: float = 0.5, reg_iou: float = 0.6) -> tuple[Tensor, Tensor, Tensor]:
     """For proposals (K, 4) and ground truth (G, 4), (G,): class labels (K,) (0 = background),
-    regression targets (K, 4) towards the best-overlapping box, and the mask (K,) of proposals to regress."""
+    regression targets (K, 4) towards the best-overlapping box (in the wider dtype of the boxes, as ``encode``),
+    and the mask (K,) of proposals to regress."""
     if len(gt_boxes) == 0:
-        return (torch.zeros(len(proposals), dtype=torch.long), torch.zeros(len(proposals), 4),
+        dtype = (torch.promote_types(proposals.dtype, gt_boxes.dtype)
+                 if proposals.is_floating_point() and gt_boxes.is_floating_point() else torch.float32)
+        return (torch.zeros(len(proposals), dtype=torch.long), torch.zeros(len(proposals), 4, dtype=dtype),
                 torch.zeros(len(proposals), dtype=torch.bool))
     iou = box_iou(proposals, gt_boxes)                                   # (K, G)
     best, match = iou.max(1)                                             # (K,), (K,)

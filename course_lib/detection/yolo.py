@@ -85,13 +85,19 @@ def encode_targets(targets: list[dict], S: int = 8, size: int = 64, num_classes:
     j = floor(cx / cell), x = cx / cell - j (likewise i, y), w = width / size, h = height / size, with
     cell = size / S. A cell holds one object: when two centres fall into one cell the larger box is kept
     (equal areas: the later one), the other is lost -- YOLO v1's known weakness with crowded objects.
-    Centres are computed in float64, so a centre on a cell border goes to the cell it is exactly in.
+    Centres are computed in float64, so a centre on a cell border goes to the cell it is exactly in. The grid
+    is float32, or float64 when some boxes are float64.
     """
     if not isinstance(targets, (list, tuple)) or not S >= 1 or not size > 0 or not num_classes >= 1:
         raise ValueError(f"expected targets a list of N dicts with boxes (K, 4) and labels (K,), S >= 1, size > 0 "
                          f"and num_classes >= 1, got {type(targets).__name__}, S={S}, size={size}, "
                          f"num_classes={num_classes}")
-    out = torch.zeros(len(targets), S, S, 5 + num_classes)
+    dtype = torch.float32
+    for t in targets:
+        boxes = t.get("boxes") if isinstance(t, dict) else None
+        if isinstance(boxes, Tensor) and boxes.is_floating_point():
+            dtype = torch.promote_types(dtype, boxes.dtype)             # float64 boxes: a float64 grid
+    out = torch.zeros(len(targets), S, S, 5 + num_classes, dtype=dtype)
     cell = size / S
     for n, t in enumerate(targets):
         t = t if isinstance(t, dict) else {}
@@ -108,8 +114,8 @@ def encode_targets(targets: list[dict], S: int = 8, size: int = 64, num_classes:
         ji = centre.floor().long().clamp(0, S - 1)                    # (K, 2) column j, row i
         for k in (wh[:, 0] * wh[:, 1]).argsort(stable=True).tolist():  # small to large: the larger overwrites
             j, i = ji[k].tolist()
-            out[n, i, j, :5] = torch.cat([torch.ones(1), centre[k] - ji[k], wh[k] / size])
-            out[n, i, j, 5:] = F.one_hot(labels[k].long().cpu() - 1, num_classes).float()
+            out[n, i, j, :5] = torch.cat([torch.ones(1, dtype=torch.float64), centre[k] - ji[k], wh[k] / size])
+            out[n, i, j, 5:] = F.one_hot(labels[k].long().cpu() - 1, num_classes).to(dtype)
     return out
 
 
@@ -147,6 +153,12 @@ def paired_iou(a: Tensor, b: Tensor) -> Tensor:
     return inter / (area(a) + area(b) - inter)
 
 
+def _wider(pred: Tensor, target: Tensor) -> torch.dtype:
+    """The dtype the loss computes in: the wider of pred's and target's, float16 / bfloat16 as float32."""
+    return torch.promote_types(_upcast(pred).dtype, _upcast(target).dtype if target.is_floating_point()
+                               else torch.float32)
+
+
 def _split(pred: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
     """pred (N, S, S, B*5 + C) -> boxes (N, S, S, B, 5) [x, y, w, h, conf], probs (N, S, S, C)."""
     N, S, _, D = pred.shape
@@ -166,9 +178,11 @@ def _check_pred(pred: Tensor, num_classes: int, target: Tensor | None = None) ->
 def responsible_predictor(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """pred (N, S, S, B*5 + C), target (N, S, S, 5 + C) -> iou (N, S, S, B) of each predicted box with its
     cell's ground truth (0 in empty cells), and best (N, S, S): the predictor with the highest IoU, the one
-    "responsible" for the object (Sec. 2.2; equal IoUs: the first). Not differentiated."""
-    boxes, _ = _split(pred.detach().float(), target.shape[-1] - 5)
-    gt = target[..., None, 1:5].float()                                # (N, S, S, 1, 4)
+    "responsible" for the object (Sec. 2.2; equal IoUs: the first). Not differentiated. Computed in the wider
+    dtype of pred and target (float64 stays float64; float16 / bfloat16 in float32)."""
+    dtype = _wider(pred, target)
+    boxes, _ = _split(pred.detach().to(dtype), target.shape[-1] - 5)
+    gt = target[..., None, 1:5].to(dtype)                              # (N, S, S, 1, 4)
     iou = paired_iou(cell_to_xyxy(boxes[..., :4]), cell_to_xyxy(gt)).nan_to_num(0.0)  # (N, S, S, B)
     return iou, iou.argmax(dim=-1)
 
@@ -184,7 +198,8 @@ def yolo_loss(pred: Tensor, target: Tensor, lambda_coord: float = 5.0, lambda_no
 
     i runs over the S^2 cells, j over the B predictors; 1_ij^obj marks the responsible predictor
     (``responsible_predictor``) of a cell with an object. Summed over cells, averaged over the N images.
-    pred (N, S, S, B*5 + C), target (N, S, S, 5 + C) from ``encode_targets`` -> dict of scalars.
+    pred (N, S, S, B*5 + C), target (N, S, S, 5 + C) from ``encode_targets`` -> dict of scalars, in the wider
+    dtype of pred and target (float64 stays float64; float16 / bfloat16 are computed in float32).
     """
     if not isinstance(target, Tensor) or target.ndim != 4 or target.shape[1] != target.shape[2] or target.shape[3] < 6:
         raise ValueError(f"expected target of shape (N, S, S, 5 + C), got {tuple(getattr(target, 'shape', ()))}")
@@ -193,11 +208,12 @@ def yolo_loss(pred: Tensor, target: Tensor, lambda_coord: float = 5.0, lambda_no
     N = len(pred)
     if N == 0:
         raise ValueError(f"expected at least one image: pred of shape (N, S, S, B * 5 + {C}) with N >= 1, got N = 0")
-    boxes, probs = _split(pred.float(), C)                             # (N, S, S, B, 5), (N, S, S, C)
-    target = target.float()
+    dtype = _wider(pred, target)
+    boxes, probs = _split(pred.to(dtype), C)                           # (N, S, S, B, 5), (N, S, S, C)
+    target = target.to(dtype)
     obj, gt = target[..., 0], target[..., None, 1:5]                   # (N, S, S), (N, S, S, 1, 4)
     iou, best = responsible_predictor(pred, target)                    # (N, S, S, B), (N, S, S)
-    resp = F.one_hot(best, boxes.shape[3]).float() * obj[..., None]    # (N, S, S, B) 1_ij^obj
+    resp = F.one_hot(best, boxes.shape[3]).to(dtype) * obj[..., None]  # (N, S, S, B) 1_ij^obj
     xy_err = (boxes[..., :2] - gt[..., :2]).square().sum(-1)           # (N, S, S, B)
     wh_err = (boxes[..., 2:4].clamp(min=EPS).sqrt() - gt[..., 2:4].sqrt()).square().sum(-1)
     conf = boxes[..., 4]                                               # (N, S, S, B)
@@ -220,7 +236,8 @@ def decode(pred: Tensor, conf_threshold: float = 0.05, iou_threshold: float = 0.
 
     Every box j of every cell i gets C class-specific scores Pr(Class_c | Object) * C_ij (Sec. 2); the
     (box, class) pairs scoring above ``conf_threshold`` are pruned per class by ``batched_nms`` and the best
-    ``max_detections`` kept (COCO's cap).
+    ``max_detections`` kept (COCO's cap). Boxes and scores are computed and returned in float32 whatever pred's
+    dtype (float64 too): the NMS decisions are those of float32 boxes, as tests/test_fuzz.py's oracle pins.
     """
     _check_pred(pred, num_classes)
     boxes, probs = _split(pred.float(), num_classes)                   # (N, S, S, B, 5), (N, S, S, C)
@@ -237,11 +254,12 @@ def decode(pred: Tensor, conf_threshold: float = 0.05, iou_threshold: float = 0.
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: Tensor, target: Tensor) -> dict[str, Tensor]:
     """One optimiser step of ``yolo_loss`` on images (N, 1, size, size) and target (N, S, S, 5 + C); returns
-    the loss terms, detached (not synced). Mixed precision on CUDA; the loss is computed in float32."""
+    the loss terms, detached (not synced). Mixed precision on CUDA; the loss is computed in float32 (float64 for
+    a float64 model and target)."""
     model.train()
     with autocast(images.device):
         pred = model(images)
-    terms = yolo_loss(pred.float(), target)
+    terms = yolo_loss(_upcast(pred), target)
     optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()
     optimizer.step()

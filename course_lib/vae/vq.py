@@ -184,10 +184,14 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def kmeans_init_(self, z: Tensor, iters: int = 10, generator: torch.Generator | None = None) -> None:
-        """Set the codebook to k-means centres of encoder outputs z (M, D), M >= K."""
+        """Set the codebook to k-means centres of encoder outputs z (M, D), M >= K. k-means runs in z's dtype
+        (float64 stays float64; float16 / bfloat16 and integers in float32), then the centres are cast to the
+        codebook's dtype."""
         if z.ndim != 2 or z.shape[1] != self.dim:
             raise ValueError(f"expected encoder outputs z (M, {self.dim}), got {tuple(z.shape)}")
-        self.codebook.copy_(kmeans(z.detach().float(), self.num_codes, iters, generator=generator))
+        z = z.detach()
+        z = _upcast(z) if z.is_floating_point() else z.float()
+        self.codebook.copy_(kmeans(z, self.num_codes, iters, generator=generator))
 
     @torch.no_grad()
     def restart_dead_codes(self, z: Tensor, min_count: float = 1.0,
