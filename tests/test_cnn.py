@@ -110,10 +110,10 @@ def test_check_images_rejects_integers():
 def test_exercise_checks(capsys):
     assert checks.check_conv_flops(2 * 16 * 32 * 9 * 14 * 14)
     assert not checks.check_conv_flops(16 * 32 * 9 * 14 * 14)  # MACs, not FLOPs
-    assert checks.check_inception_channels(16 + 32 + 8 + 8)
-    assert not checks.check_inception_channels(64 + 16)
-    assert checks.check_residual_shape((2, 32, 14, 14))
-    assert not checks.check_residual_shape((2, 32, 28, 28))
+    assert checks.check_inception_channels(16 + 32 + 12 + 20)          # the default module: 64 -> 80 channels
+    assert not checks.check_inception_channels(64)
+    assert checks.check_residual_shape((2, 32, 8, 8))                  # ceil(15 / 2)
+    assert not checks.check_residual_shape((2, 32, 7, 7))
     assert checks.check_dense_inputs(24 + 3 * 12)
     assert not checks.check_dense_inputs(24 + 4 * 12)
     assert not checks.check_dense_inputs(None)
