@@ -9,6 +9,11 @@ Adding a kernel takes a few lines: draw inputs with the shared strategies (``box
 ``float_dtypes``, ``layouts``, ``wrong_shape``), then call
 ``assert_oracle_or_value_error(kernel, oracle, *args)`` (``valid=True`` when the input must be accepted).
 Every test is ``@FUZZ`` (or ``@fuzz(n)``): derandomized, so CI runs the same examples every time.
+
+Each example draws a valid input, compared with the oracle, and an invalid variant of it (another dtype, a
+wrong shape, a value out of range), which must raise the ValueError: were most draws invalid, the oracle would
+rarely be compared. ``@counted()`` (tests/fuzz_stats.py) fails a test unless at least 80 % of its examples
+reached the oracle comparison and some tested the ValueError.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ import scipy.ndimage
 import torch
 import torch.nn.functional as F
 import torchvision.ops as tv_ops
+from fuzz_stats import counted, record
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from tolerance import assert_argmax_consistent, assert_close_scaled, eps, scaled_atol
 from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 from torchvision.models.detection._utils import BoxCoder
@@ -85,13 +92,22 @@ FUZZ = fuzz()
 
 FLOAT_DTYPES = [torch.float32, torch.float64]
 ODD_DTYPES = [torch.float16, torch.bfloat16, torch.int64, torch.uint8, torch.bool]
+HALF_DTYPES = [torch.float16, torch.bfloat16]
+NOT_FLOAT = [torch.int64, torch.uint8, torch.bool]
 float_dtypes = st.sampled_from(FLOAT_DTYPES)
 any_dtypes = st.sampled_from(FLOAT_DTYPES + ODD_DTYPES)
+ANY_FLOAT = st.sampled_from(FLOAT_DTYPES + HALF_DTYPES)                # valid inputs; NOT_FLOAT for the ValueError
 layouts = st.sampled_from(["contiguous", "transposed", "strided", "channels_last"])
 
 TOLERANCE = {torch.float16: (2e-3, 1e-3), torch.bfloat16: (1.6e-2, 1e-2),
              torch.float32: (1.3e-6, 1e-5), torch.float64: (1e-7, 1e-7)}  # (rtol, atol)
 SHAPE_ERROR = r"expected\b.*\([^()]*\)"           # "expected" and a shape such as (N, 4) or (2,)
+
+
+def wide(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of a kernel's answer for inputs of ``dtype``: float32 for float16 / bfloat16 (computed in float32,
+    as torchvision does), else ``dtype``."""
+    return torch.float32 if dtype in HALF_DTYPES else dtype
 
 
 def tolerance(dtype: torch.dtype) -> dict:
@@ -125,6 +141,8 @@ def assert_same(got, expected, rtol: float | None = None, atol: float | None = N
         assert isinstance(got, (list, tuple)) and len(got) == len(expected), (got, expected)
         for g, e in zip(got, expected):
             assert_same(g, e, rtol, atol)
+    elif expected is None:                                             # a check that returns nothing
+        assert got is None, got
     elif isinstance(expected, (torch.Tensor, np.ndarray)) or isinstance(got, torch.Tensor):
         got, expected = torch.as_tensor(got), torch.as_tensor(expected)
         assert got.shape == expected.shape, f"shape {tuple(got.shape)} != oracle's {tuple(expected.shape)}"
@@ -146,19 +164,45 @@ def assert_value_error(fn, *args, match: str = SHAPE_ERROR) -> None:
         fn(*args)
     message = str(info.value)
     assert re.search(match, message) and not re.match(r"(not enough|too many) values to unpack", message), message
+    record("value_error")
+
+
+def float_tensors(x) -> list[torch.Tensor]:
+    """The floating-point tensors in x (a tensor, or lists, tuples and dicts of them)."""
+    if isinstance(x, dict):
+        return float_tensors(list(x.values()))
+    if isinstance(x, (list, tuple)):
+        return [t for item in x for t in float_tensors(item)]
+    return [x] if isinstance(x, torch.Tensor) and x.is_floating_point() else []
 
 
 def assert_oracle_or_value_error(fn, oracle, *args, valid: bool = False, match: str = SHAPE_ERROR,
-                                 rtol: float | None = None, atol: float | None = None):
+                                 rtol: float | None = None, atol: float | None = None,
+                                 dtype: torch.dtype | None = None, compare=None):
     """fn(*args) returns what oracle(*args) returns (``assert_same``), or raises a ValueError matching ``match``
-    -- not allowed when ``valid``. Any other exception propagates and fails the test. Returns fn's result."""
+    -- not allowed when ``valid``. Any other exception propagates and fails the test. Returns fn's result.
+
+    ``dtype``: the dtype the answer's float tensors must have (the inputs', as documented), whose tolerance is
+    then the default (not the tolerance of whatever dtype came back). ``compare(got, expected)`` replaces
+    ``assert_same`` (a tolerance of the size of the quantities computed, an arg-max up to rounding).
+    Records the outcome for ``@counted`` (tests/fuzz_stats.py)."""
     try:
         got = fn(*args)
     except ValueError as error:
         assert not valid, f"valid input rejected: {error}"
         assert re.search(match, str(error)), f"ValueError does not say what it expected: {error}"
+        record("rejected")
         return None
-    assert_same(got, oracle(*args), rtol, atol)
+    record("oracle")
+    if dtype is not None:
+        dtypes = {t.dtype for t in float_tensors(got)}
+        assert dtypes <= {dtype}, f"the answer is in {dtypes}, expected {dtype}"
+        rtol, atol = (TOLERANCE[dtype][0] if rtol is None else rtol), (TOLERANCE[dtype][1] if atol is None else atol)
+    expected = oracle(*args)
+    if compare is not None:
+        compare(got, expected)
+    else:
+        assert_same(got, expected, rtol, atol)
     return got
 
 
@@ -206,13 +250,15 @@ THRESHOLDS = st.one_of(st.sampled_from([0.0, 0.25, 1 / 3, 0.5, 2 / 3, 0.7, 1.0])
 # ---------------------------------------------------------------------------------------------- boxes
 
 
+@counted()
 @FUZZ
-@given(a=boxes(), b=boxes(), dtype=any_dtypes, layout=layouts)
-def test_box_area_and_box_iou(a, b, dtype, layout):
+@given(a=boxes(), b=boxes(), dtype=ANY_FLOAT, layout=layouts, bad=st.sampled_from(NOT_FLOAT))
+def test_box_area_and_box_iou(a, b, dtype, layout, bad):
     a, b = as_layout(a.to(dtype), layout), b.to(dtype)
-    valid = dtype in FLOAT_DTYPES
-    assert_oracle_or_value_error(box_area, tv_ops.box_area, a, valid=valid, **tolerance(dtype))
-    assert_oracle_or_value_error(box_iou, tv_ops.box_iou, a, b, valid=valid, **tolerance(dtype))
+    assert_oracle_or_value_error(box_area, tv_ops.box_area, a, valid=True, dtype=wide(dtype), **tolerance(dtype))
+    assert_oracle_or_value_error(box_iou, tv_ops.box_iou, a, b, valid=True, dtype=wide(dtype), **tolerance(dtype))
+    assert_value_error(box_area, a.to(bad))                            # integer or bool boxes
+    assert_value_error(box_iou, a, b.to(bad))
 
 
 @FUZZ
@@ -236,6 +282,7 @@ def tv_nms(boxes_, scores, threshold):
     return tv_ops.nms(boxes_, scores, threshold)
 
 
+@counted()
 @fuzz(40)
 @given(data=st.data(), dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), threshold=THRESHOLDS,
        layout=layouts)
@@ -257,18 +304,20 @@ def test_nms_and_batched_nms(data, dtype, threshold, layout):
     assert_value_error(batched_nms, b, scores, labels.bool(), threshold)
 
 
+@counted()
 @FUZZ
 @given(proposals=boxes(n=6, scales=(1.0,)), gt=boxes(n=6, scales=(1.0,)), dtype=st.sampled_from(
-       FLOAT_DTYPES + [torch.float16, torch.int64]), layout=layouts, n=st.integers(0, 6),
+       FLOAT_DTYPES + [torch.float16]), layout=layouts, n=st.integers(0, 6),
        deltas=arrays(np.float64, (6, 4), elements=st.floats(-8, 8)))
 def test_encode_and_decode_match_box_coder(proposals, gt, dtype, layout, n, deltas):
     coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
     proposals, gt = as_layout(proposals[:n].to(dtype), layout), gt[:n].to(dtype)
     deltas = torch.from_numpy(deltas[:n]).to(dtype if dtype in FLOAT_DTYPES else torch.float32)
-    valid = dtype in FLOAT_DTYPES
     with np.errstate(all="ignore"):
-        assert_oracle_or_value_error(encode, lambda p, g: coder.encode_single(g, p), proposals, gt, valid=valid)
-        assert_oracle_or_value_error(decode, lambda p, d: coder.decode_single(d, p), proposals, deltas, valid=valid)
+        assert_oracle_or_value_error(encode, lambda p, g: coder.encode_single(g, p), proposals, gt, valid=True)
+        assert_oracle_or_value_error(decode, lambda p, d: coder.decode_single(d, p), proposals, deltas, valid=True)
+    assert_value_error(encode, proposals.long(), gt)                   # integer boxes
+    assert_value_error(decode, proposals.long(), deltas)
 
 
 # -------------------------------------------------------------------------------------------- metrics
@@ -283,6 +332,7 @@ def coco_ap(precision: torch.Tensor, recall: torch.Tensor) -> float:
     return float(np.mean([pr[i] if i < len(pr) else 0.0 for i in np.searchsorted(rc, levels, side="left")]))
 
 
+@counted(rejects=False)
 @FUZZ
 @given(tp=st.lists(st.booleans(), max_size=30), extra_gt=st.integers(0, 5), dtype=st.sampled_from(
        FLOAT_DTYPES + [torch.float16]), layout=layouts)
@@ -339,6 +389,7 @@ def torchmetrics_map(preds, targets, iou_threshold):
         return float(metric.compute()["map"])
 
 
+@counted(rejects=False)
 @fuzz(15)
 @given(pair=detections(), iou_threshold=st.sampled_from([0.3, 0.5, 0.75]))
 def test_mean_average_precision_matches_torchmetrics(pair, iou_threshold):
@@ -363,6 +414,7 @@ def reference_match(boxes_, scores, gt_boxes, threshold):
     return torch.tensor(is_tp, dtype=torch.bool)
 
 
+@counted(rejects=False)
 @FUZZ
 @given(pair=detections(max_images=1), iou_threshold=THRESHOLDS, layout=layouts)
 def test_match_detections_and_precision_recall(pair, iou_threshold, layout):
@@ -420,6 +472,7 @@ def reference_encode_targets(targets, S, size, num_classes):
     return out
 
 
+@counted(rejects=False)
 @FUZZ
 @given(data=st.data(), S=st.sampled_from([1, 2, 4, 8]), num_classes=st.integers(1, 4),
        dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16, torch.int64]), layout=layouts)
@@ -459,24 +512,27 @@ def reference_cell_to_xyxy(xywh):
     return out
 
 
+@counted()
 @FUZZ
 @given(data=st.data(), shape=st.tuples(st.integers(0, 2), st.integers(1, 3), st.integers(1, 2)),
-       dtype=any_dtypes, layout=layouts)
-def test_cell_to_xyxy(data, shape, dtype, layout):
+       dtype=ANY_FLOAT, layout=layouts, bad=st.sampled_from(NOT_FLOAT))
+def test_cell_to_xyxy(data, shape, dtype, layout, bad):
     N, S, B = shape
     xywh = data.draw(images((N, S, S, B, 4))).to(dtype)
-    assert_oracle_or_value_error(yolo.cell_to_xyxy, reference_cell_to_xyxy, as_layout(xywh, layout),
-                                 valid=dtype in FLOAT_DTYPES)
+    assert_oracle_or_value_error(yolo.cell_to_xyxy, reference_cell_to_xyxy, as_layout(xywh, layout), valid=True)
+    assert_value_error(yolo.cell_to_xyxy, xywh.to(bad))
     assert_value_error(yolo.cell_to_xyxy, torch.zeros(data.draw(wrong_shape((None, 3, 3, None, 4)))))
 
 
+@counted()
 @FUZZ
-@given(a=boxes(), b=boxes(), dtype=any_dtypes, layout=layouts, split=st.integers(1, 4))
-def test_paired_iou_is_the_diagonal_of_box_iou(a, b, dtype, layout, split):
+@given(a=boxes(), b=boxes(), dtype=ANY_FLOAT, layout=layouts, split=st.integers(1, 4), bad=st.sampled_from(NOT_FLOAT))
+def test_paired_iou_is_the_diagonal_of_box_iou(a, b, dtype, layout, split, bad):
     n = min(len(a), len(b))
     a, b = a[:n].to(dtype), as_layout(b[:n].to(dtype), layout)
     diagonal = lambda a, b: tv_ops.box_iou(a.reshape(-1, 4), b.reshape(-1, 4)).diagonal().reshape(a.shape[:-1])  # noqa
-    assert_oracle_or_value_error(yolo.paired_iou, diagonal, a, b, valid=dtype in FLOAT_DTYPES, **tolerance(dtype))
+    assert_oracle_or_value_error(yolo.paired_iou, diagonal, a, b, valid=True, dtype=wide(dtype), **tolerance(dtype))
+    assert_value_error(yolo.paired_iou, a, b.to(bad))
     if n % split == 0 and dtype in FLOAT_DTYPES:                       # any leading shape, and broadcasting
         grid = (n // split, split, 4)
         assert_oracle_or_value_error(yolo.paired_iou, diagonal, a.reshape(grid), b.reshape(grid), valid=True)
@@ -545,14 +601,16 @@ def yolo_batch(draw, min_n: int = 0):
     return pred, target, C
 
 
+@counted()
 @FUZZ
-@given(batch=yolo_batch(), dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), layout=layouts,
+@given(batch=yolo_batch(min_n=1), dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), layout=layouts,
        lambdas=st.tuples(st.sampled_from([5.0, 1.0, 0.0]), st.sampled_from([0.5, 1.0, 0.0])))
 def test_yolo_loss_matches_eq3_loops(batch, dtype, layout, lambdas):
     pred, target, _ = batch
     pred, target = as_layout(pred.to(dtype), layout), target.to(dtype)
     assert_oracle_or_value_error(yolo.yolo_loss, reference_yolo_loss, pred, target, *lambdas,
-                                 valid=len(pred) > 0, rtol=1e-5, atol=1e-5)
+                                 valid=True, rtol=1e-5, atol=1e-5)
+    assert_value_error(yolo.yolo_loss, pred[:0], target[:0], *lambdas)  # an empty batch has no mean
 
 
 @FUZZ
@@ -593,6 +651,7 @@ def reference_decode(pred, conf_threshold, iou_threshold, size, num_classes, max
     return out
 
 
+@counted(rejects=False)
 @FUZZ
 @given(batch=yolo_batch(), dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), layout=layouts,
        conf=st.sampled_from([0.0, 0.05, 0.125, 0.5]), iou_threshold=THRESHOLDS, max_det=st.integers(1, 6))
@@ -617,14 +676,38 @@ def small_cnn(c_in: int = 1, num_classes: int = 3, dtype: torch.dtype = torch.fl
 
 @st.composite
 def model_inputs(draw, min_n: int = 0, max_side: int = 9):
-    """A small CNN, images x (N, C, H, W) for it (some in another dtype or layout), and a target."""
+    """A small CNN, images x (N, C, H, W) for it, in its dtype and some layout, and a target in 0..2 (an int or
+    (N,))."""
     N, C = draw(st.integers(min_n, 3)), draw(st.sampled_from([1, 3]))
     H, W = draw(st.integers(2, max_side)), draw(st.integers(2, max_side))
-    model_dtype = draw(float_dtypes)
-    x = draw(images((N, C, H, W))).to(draw(st.sampled_from([model_dtype] * 3 + ODD_DTYPES + FLOAT_DTYPES)))
-    classes = st.integers(0, 2) | st.integers(-1, 3)                   # mostly valid, sometimes out of range
-    target = draw(st.one_of(classes, arrays(np.int64, (N,), elements=classes).map(torch.from_numpy)))
-    return small_cnn(C, 3, model_dtype), as_layout(x, draw(layouts)), target
+    dtype = draw(float_dtypes)
+    x = draw(images((N, C, H, W))).to(dtype)
+    target = draw(st.integers(0, 2) | arrays(np.int64, (N,), elements=st.integers(0, 2)).map(torch.from_numpy))
+    return small_cnn(C, 3, dtype), as_layout(x, draw(layouts)), target
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
+@st.composite
+def wrong_dtype(draw, x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """x in another dtype than the model's (a float batch into a float32 model fails deep inside otherwise)."""
+    return x.to(draw(st.sampled_from([d for d in FLOAT_DTYPES + ODD_DTYPES if d != model_dtype(model)])))
+
+
+@st.composite
+def wrong_target(draw, N: int):
+    """A target for N images that is not one: a class out of 0..2 (an int, or one entry of (N,)), or a tensor of
+    another length."""
+    if N and draw(st.booleans()):
+        bad = draw(st.sampled_from([-1, 3]))
+        if draw(st.booleans()):
+            return bad
+        target = torch.from_numpy(draw(arrays(np.int64, (N,), elements=st.integers(0, 2))))
+        target[draw(st.integers(0, N - 1))] = bad
+        return target
+    return torch.zeros(N + draw(st.integers(1, 2)), dtype=torch.int64)
 
 
 def captum_or_empty(attribute, x, shape):
@@ -633,78 +716,171 @@ def captum_or_empty(attribute, x, shape):
 
 
 TARGET_ERROR = r"expected .*(\(N, C, H, W\)|\(\d+,\))"
+WINDOW_ERROR = r"expected 1 <= window"
 
 
+@st.composite
+def occluder(draw, H: int, W: int, wrong: bool = False):
+    """(window, stride) for an H x W image: 1 <= window <= min(H, W), 1 <= stride <= window -- or (``wrong``) a
+    window larger than a side, or a stride larger than a window that is smaller than both sides."""
+    side = min(H, W)
+    if not wrong:
+        window = draw(st.integers(1, side))
+        return window, draw(st.integers(1, window))
+    if draw(st.booleans()):
+        return draw(st.integers(side + 1, side + 3)), draw(st.integers(1, 3))
+    window = draw(st.integers(1, side - 1))                            # side >= 2
+    return window, draw(st.integers(window + 1, window + 3))
+
+
+@st.composite
+def wrong_occlusion_args(draw, model, x, target, window, stride):
+    """(x, target, window, stride) with one of them invalid."""
+    kind = draw(st.sampled_from(["dtype", "target", "window"]))
+    if kind == "dtype":
+        return draw(wrong_dtype(x, model)), target, window, stride
+    if kind == "target":
+        return x, draw(wrong_target(len(x))), window, stride
+    return (x, target, *draw(occluder(*x.shape[2:], wrong=True)))
+
+
+def occluded_copies_logits(model: nn.Module, x: torch.Tensor, window: int, stride: int,
+                           baseline: float) -> torch.Tensor:
+    """The logits of x and of each occluded copy of it (one per occluder position): the quantities an occlusion
+    map is computed from, whose size sets the rounding tolerance."""
+    N, C, H, W = x.shape
+    copies = [x]
+    for y0 in occluder_corners(H, window, stride):
+        for x0 in occluder_corners(W, window, stride):
+            occluded = x.clone()
+            occluded[:, :, y0:y0 + window, x0:x0 + window] = baseline
+            copies.append(occluded)
+    with torch.no_grad():
+        return model(torch.cat(copies))
+
+
+@counted()
 @fuzz(20)
-@given(inputs=model_inputs())
-def test_saliency_matches_captum(inputs):
+@given(inputs=model_inputs(), data=st.data())
+def test_saliency_matches_captum(inputs, data):
     model, x, target = inputs
     oracle = lambda m, x, t: captum_or_empty(                          # noqa: E731
         lambda: captum_attr.Saliency(m).attribute(x, target=t, abs=True).amax(1), x, (0, *x.shape[2:]))
-    assert_oracle_or_value_error(saliency, oracle, model, x, target, match=TARGET_ERROR, atol=1e-6)
+    assert_oracle_or_value_error(saliency, oracle, model, x, target, valid=True, dtype=model_dtype(model),
+                                 atol=min(1e-6, TOLERANCE[model_dtype(model)][1]))
+    wrong = (data.draw(wrong_dtype(x, model)), target) if data.draw(st.booleans()) else \
+        (x, data.draw(wrong_target(len(x))))                           # x in another dtype, or a wrong target
+    assert_value_error(saliency, model, *wrong, match=TARGET_ERROR)
 
 
+@counted()
 @fuzz(20)
-@given(inputs=model_inputs(), window=st.integers(1, 10), stride=st.integers(1, 10),
-       baseline=st.sampled_from([0.0, 0.5, -1.0]))
-def test_occlusion_matches_captum(inputs, window, stride, baseline):
+@given(inputs=model_inputs(), data=st.data(), baseline=st.sampled_from([0.0, 0.5, -1.0]))
+def test_occlusion_matches_captum(inputs, data, baseline):
     model, x, target = inputs
-    C = x.shape[1]
+    N, C, H, W = x.shape
+    window, stride = data.draw(occluder(H, W))
     oracle = lambda m, x, t, w, s, b: captum_or_empty(lambda: captum_attr.Occlusion(m).attribute(  # noqa: E731
         x, target=t, sliding_window_shapes=(C, w, w), strides=(C, s, s), baselines=b), x, x.shape)
-    assert_oracle_or_value_error(occlusion, oracle, model, x, target, window, stride, baseline,
-                                 match=TARGET_ERROR + r"|stride <= window", atol=1e-6)
+
+    def compare(got, expected):
+        """A difference of logits computed in other batches (ours a row of positions at a time, captum one copy at
+        a time): rounding of the logits' size, in the model's dtype. captum divides its sums by float32 counts,
+        so its answer is float32 whatever the model: half an ulp of float32 of itself on top."""
+        assert got.shape == expected.shape, (got.shape, expected.shape)
+        if N:
+            allowed = scaled_atol(occluded_copies_logits(model, x, window, stride, baseline), model_dtype(model)) \
+                + expected.double().abs() * eps(expected.dtype) / 2
+            error = (got.double() - expected.double()).abs()
+            worst = (error / allowed).argmax()
+            assert (error <= allowed).all(), \
+                f"error {float(error.flatten()[worst]):.3g} > tolerance {float(allowed.flatten()[worst]):.3g}"
+
+    assert_oracle_or_value_error(occlusion, oracle, model, x, target, window, stride, baseline, valid=True,
+                                 dtype=model_dtype(model), compare=compare)
+    assert_value_error(occlusion, model, *data.draw(wrong_occlusion_args(model, x, target, window, stride)), baseline,
+                       match=TARGET_ERROR + "|" + WINDOW_ERROR)
 
 
 def reference_occlusion_maps(model, x, target, window, stride, baseline):
-    """Zeiler & Fergus's maps, one occluded copy at a time."""
+    """Zeiler & Fergus's maps, one occluded copy at a time: the probabilities of the target (float64), the
+    arg-max classes, and the logits (N, h, w, K) they come from."""
     N, C, H, W = x.shape
     rows, cols = occluder_corners(H, window, stride), occluder_corners(W, window, stride)
     target = torch.full((N,), target) if isinstance(target, int) else target
     prob = torch.zeros(N, len(rows), len(cols), dtype=torch.float64)
     best = torch.zeros(N, len(rows), len(cols), dtype=torch.int64)
+    logits = torch.zeros(N, len(rows), len(cols), 3, dtype=x.dtype)
     with torch.no_grad():
         for (i, y0), (j, x0) in ((a, b) for a in enumerate(rows) for b in enumerate(cols)):
             occluded = x.clone()
             occluded[:, :, y0:y0 + window, x0:x0 + window] = baseline
-            probs = model(occluded).double().softmax(1)
+            logits[:, i, j] = model(occluded)
+            probs = logits[:, i, j].double().softmax(1)
             prob[:, i, j], best[:, i, j] = probs[torch.arange(N), target], probs.argmax(1)
-    return prob, best
+    return prob, best, logits
 
 
+@counted()
 @fuzz(20)
-@given(inputs=model_inputs(), window=st.integers(1, 10), stride=st.integers(1, 10))
-def test_occlusion_maps_match_one_copy_at_a_time(inputs, window, stride):
+@given(inputs=model_inputs(), data=st.data())
+def test_occlusion_maps_match_one_copy_at_a_time(inputs, data):
     model, x, target = inputs
+    window, stride = data.draw(occluder(*x.shape[2:]))
+
+    def compare(got, expected):
+        """Probabilities of logits computed in other batches (a row of positions at a time here, one copy at a
+        time there): rounding of the logits' size, in the model's dtype; an arg-max may break a near-tie the
+        other way."""
+        (prob, best), (expected_prob, _, logits) = got, expected
+        assert best.dtype == torch.int64 and best.shape == prob.shape == expected_prob.shape
+        if len(x):
+            scale = occluded_copies_logits(model, x, window, stride, 0.0)
+            assert_close_scaled(prob, expected_prob, scale=scale, dtype=model_dtype(model))
+            assert_argmax_consistent(best, logits, scale=scale)
+
     assert_oracle_or_value_error(occlusion_maps, reference_occlusion_maps, model, x, target, window, stride, 0.0,
-                                 match=TARGET_ERROR + r"|stride <= window", atol=1e-6)
+                                 valid=True, dtype=model_dtype(model), compare=compare)
+    assert_value_error(occlusion_maps, model, *data.draw(wrong_occlusion_args(model, x, target, window, stride)), 0.0,
+                       match=TARGET_ERROR + "|" + WINDOW_ERROR)
 
 
+@counted()
 @FUZZ
-@given(size=st.integers(1, 20), window=st.integers(0, 22), stride=st.integers(0, 22))
-def test_occluder_corners_reach_the_far_edge(size, window, stride):
+@given(data=st.data(), size=st.integers(1, 20))
+def test_occluder_corners_reach_the_far_edge(data, size):
     def reference(size, window, stride):
         corners = [0]
         while corners[-1] + window < size:
             corners.append(corners[-1] + stride)
         return corners
-    valid = 1 <= window <= size and 1 <= stride <= window
-    assert_oracle_or_value_error(occluder_corners, reference, size, window, stride, valid=valid,
-                                 match=r"expected 1 <= window")
+    window = data.draw(st.integers(1, size))
+    stride = data.draw(st.integers(1, window))
+    assert_oracle_or_value_error(occluder_corners, reference, size, window, stride, valid=True)
+    wrong = data.draw(st.sampled_from([(0, 1), (size + 1, 1), (window, 0)] + ([(window, window + 1)] if window < size
+                                                                                else [])))
+    assert_value_error(occluder_corners, size, *wrong, match=WINDOW_ERROR)
 
 
+@counted()
 @fuzz(20)
-@given(inputs=model_inputs(min_n=0), layer=st.sampled_from([0, 1, 2, 3, 4]), data=st.data())
+@given(inputs=model_inputs(), layer=st.sampled_from([0, 1, 2, 3, 4]), data=st.data())
 def test_deconvnet_matches_captum(inputs, layer, data):
     model, x, _ = inputs
     layer = model[layer]
     with torch.no_grad():
-        shape = layer_output(model, layer, torch.zeros(1, *x.shape[1:], dtype=next(model.parameters()).dtype)).shape
-    neuron = tuple(data.draw(st.integers(0, s)) for s in shape[1:])    # sometimes one past the end
+        shape = layer_output(model, layer, torch.zeros(1, *x.shape[1:], dtype=model_dtype(model))).shape
+    neuron = tuple(data.draw(st.integers(0, s - 1)) for s in shape[1:])
     oracle = lambda m, l, x, u: captum_or_empty(                       # noqa: E731
         lambda: captum_attr.NeuronDeconvolution(m, l).attribute(x, neuron_selector=u), x, x.shape)
-    assert_oracle_or_value_error(deconvnet, oracle, model, layer, x, neuron,
-                                 match=r"expected .*\((N, C, H, W|channel, row, col)\)", atol=1e-6)
+    assert_oracle_or_value_error(deconvnet, oracle, model, layer, x, neuron, valid=True, dtype=model_dtype(model),
+                                 atol=min(1e-6, TOLERANCE[model_dtype(model)][1]))
+    if data.draw(st.booleans()):                                       # one index one past the end
+        axis = data.draw(st.integers(0, 2))
+        wrong = (x, tuple(shape[1 + axis] if i == axis else v for i, v in enumerate(neuron)))
+    else:                                                              # x in another dtype
+        wrong = (data.draw(wrong_dtype(x, model)), neuron)
+    assert_value_error(deconvnet, model, layer, *wrong, match=r"expected .*\((N, C, H, W|channel, row, col)\)")
 
 
 def exact_receptive_field(specs, size, unit):
@@ -722,6 +898,7 @@ def exact_receptive_field(specs, size, unit):
     return hulls
 
 
+@counted()
 @FUZZ
 @given(data=st.data(), size=st.integers(4, 16))
 def test_receptive_field_matches_exact_index_sets(data, size):
@@ -743,39 +920,44 @@ def test_receptive_field_matches_exact_index_sets(data, size):
     hulls = exact_receptive_field(specs, size, unit[1:])
     if None in hulls:                                                  # only padding under the unit
         assert_value_error(receptive_field, model, model[-1], (1, 1, size, size), unit, match="no input pixel")
-        return
+        return record("rejected", "receptive_field")
     (y0, y1), (x0, x1) = hulls
+    record("oracle", "receptive_field")
     assert receptive_field(model, model[-1], (1, 1, size, size), unit) == (y0, y1, x0, x1)
     assert_value_error(receptive_field, model, model[-1], (1, 1, size, size), (0, current, 0),
                        match=r"expected .*\(channel, row, col\)")
 
 
+@counted()
 @fuzz(15)
-@given(inputs=model_inputs(min_n=1), layer=st.sampled_from([0, 1, 3, 4]), k=st.integers(0, 4),
-       batch_size=st.integers(1, 3))
-def test_top_activations_match_brute_force(inputs, layer, k, batch_size):
-    model, x, _ = inputs
+@given(data=st.data(), layer=st.sampled_from([0, 1, 3, 4]), batch_size=st.integers(1, 3))
+def test_top_activations_match_brute_force(data, layer, batch_size):
+    model, x, _ = data.draw(model_inputs(min_n=1))
     layer = model[layer]
+    k = data.draw(st.integers(1, len(x)))
 
     def summary(top):
         """What the brute force can check whatever the order of ties: the values, and the activation
         found again at each reported image and position."""
         with torch.no_grad():
-            out = layer_output(model, layer, x).float()               # (N, C, h, w)
+            out = layer_output(model, layer, x)                        # (N, C, h, w)
         c = torch.arange(out.shape[1])[:, None]
         return top.values, out[top.indices, c, top.positions[..., 0], top.positions[..., 1]], top.boxes.shape
 
     def brute_force(model, layer, x, k, batch_size):
         with torch.no_grad():
-            out = layer_output(model, layer, x).float()
+            out = layer_output(model, layer, x)
         best = out.flatten(2).amax(2).T.sort(1, descending=True).values[:, :k]   # (C, k)
         return best, best, torch.Size([out.shape[1], k, 4])
 
     assert_oracle_or_value_error(lambda *args: summary(top_activations(*args)), brute_force, model, layer, x, k,
-                                 batch_size, valid=1 <= k <= len(x) and x.dtype == next(model.parameters()).dtype,
-                                 match=r"expected .*(\(N, C, H, W\)|k <= N)")
+                                 batch_size, valid=True, dtype=model_dtype(model))
+    wrong = (x, data.draw(st.sampled_from([0, -1, len(x) + 1]))) if data.draw(st.booleans()) else \
+        (data.draw(wrong_dtype(x, model)), k)                          # k out of 1..N, or x in another dtype
+    assert_value_error(top_activations, model, layer, *wrong, batch_size, match=r"expected .*(\(N, C, H, W\)|k <= N)")
 
 
+@counted()
 @FUZZ
 @given(mask=arrays(np.int64, st.tuples(st.integers(0, 12), st.integers(0, 12)), elements=st.integers(0, 2)),
        dtype=st.sampled_from([torch.bool, torch.int64, torch.float32]), layout=layouts)
@@ -798,14 +980,16 @@ def reference_box_from_saliency(saliency_map, quantile):
     return torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
 
 
+@counted()
 @FUZZ
-@given(data=st.data(), shape=st.tuples(st.integers(0, 10), st.integers(0, 10)), levels=st.sampled_from([3, 1000]),
+@given(data=st.data(), shape=st.tuples(st.integers(1, 10), st.integers(1, 10)), levels=st.sampled_from([3, 1000]),
        quantile=st.one_of(st.sampled_from([0.0, 0.5, 0.8, 0.9, 1.0]), st.floats(0, 1)),
-       dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16, torch.int64]), layout=layouts)
+       dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), layout=layouts)
 def test_box_from_saliency_matches_scipy(data, shape, levels, quantile, dtype, layout):
     m = as_layout(data.draw(images(shape, levels)).to(dtype), layout)
-    assert_oracle_or_value_error(box_from_saliency, reference_box_from_saliency, m, quantile,
-                                 valid=dtype in FLOAT_DTYPES + [torch.float16] and m.numel() > 0)
+    assert_oracle_or_value_error(box_from_saliency, reference_box_from_saliency, m, quantile, valid=True)
+    wrong = data.draw(st.sampled_from([m.long(), m.bool(), m[:0], m[:, :0], m[None]]))
+    assert_value_error(box_from_saliency, wrong, quantile)             # integer or bool, empty, not (H, W)
 
 
 def test_box_from_saliency_rejects_nan_and_bad_quantiles():
@@ -821,30 +1005,37 @@ def reference_pointing_game(maps, boxes_, tolerance):
     return torch.tensor(out, dtype=torch.bool)
 
 
+@counted()
 @FUZZ
-@given(data=st.data(), shape=st.tuples(st.integers(0, 3), st.integers(0, 6), st.integers(0, 6)),
-       tolerance=st.sampled_from([0.0, 0.5, 1.0]) | st.floats(0, 3), dtype=any_dtypes, layout=layouts)
-def test_pointing_game(data, shape, tolerance, dtype, layout):
+@given(data=st.data(), shape=st.tuples(st.integers(0, 3), st.integers(1, 6), st.integers(1, 6)),
+       tolerance=st.sampled_from([0.0, 0.5, 1.0]) | st.floats(0, 3), dtype=ANY_FLOAT, layout=layouts,
+       bad=st.sampled_from(NOT_FLOAT))
+def test_pointing_game(data, shape, tolerance, dtype, layout, bad):
     maps = as_layout(data.draw(images(shape, levels=data.draw(st.sampled_from([2, 1000])))).to(dtype), layout)
     boxes_ = (data.draw(boxes(n=shape[0], scales=(0.5,))) / 8 * 6).to(data.draw(float_dtypes))
-    assert_oracle_or_value_error(pointing_game, reference_pointing_game, maps, boxes_, tolerance,
-                                 valid=maps.is_floating_point() and shape[1] > 0 and shape[2] > 0)
+    assert_oracle_or_value_error(pointing_game, reference_pointing_game, maps, boxes_, tolerance, valid=True)
+    empty = data.draw(st.sampled_from([maps[:, :0], maps[:, :, :0]]))
+    for wrong in (maps.to(bad), empty):                                # integer or bool maps, an empty side
+        assert_value_error(pointing_game, wrong, boxes_, tolerance)
     assert_value_error(pointing_game, maps, torch.zeros(data.draw(wrong_shape((shape[0], 4)))))
 
 
+@counted()
 @FUZZ
-@given(data=st.data(), n=st.integers(0, 6), scale=st.sampled_from([1.0, 1e-6]), dtype=any_dtypes, layout=layouts)
-def test_box_iou_single_and_box_loss(data, n, scale, dtype, layout):
+@given(data=st.data(), n=st.integers(0, 6), scale=st.sampled_from([1.0, 1e-6]), dtype=ANY_FLOAT, layout=layouts,
+       bad=st.sampled_from(NOT_FLOAT))
+def test_box_iou_single_and_box_loss(data, n, scale, dtype, layout, bad):
     a = data.draw(boxes(n=n, scales=(scale,)))
     b = a.clone() if data.draw(st.booleans()) else data.draw(boxes(n=n, scales=(scale,)))
     a, b = as_layout(a.to(dtype), layout), b.to(dtype)
     diagonal = lambda a, b: tv_ops.box_iou(a.double(), b.double()).diagonal().nan_to_num(0.0)  # noqa: E731
     tol = tolerance(dtype) or {"rtol": 1e-5, "atol": 1e-6}
-    assert_oracle_or_value_error(box_iou_single, diagonal, a, b, valid=dtype in FLOAT_DTYPES, **tol)
+    assert_oracle_or_value_error(box_iou_single, diagonal, a, b, valid=True, **tol)
     loss = lambda p, b, s: F.l1_loss(p.double() / s, b.double() / s) + (1 - diagonal(p, b)).mean()  # noqa: E731
     if n:
-        assert_oracle_or_value_error(box_loss, loss, a, b, 64, valid=dtype in FLOAT_DTYPES, **tol)
+        assert_oracle_or_value_error(box_loss, loss, a, b, 64, valid=True, **tol)
     assert_value_error(box_iou_single, a, torch.zeros(n + 1, 4))
+    assert_value_error(box_iou_single, a.to(bad), b)                   # integer or bool boxes
 
 
 # -------------------------------------------------------------------------------------------- metrics
@@ -859,25 +1050,30 @@ def reference_frechet(mu_a, cov_a, mu_b, cov_b):
 
 @st.composite
 def gaussians(draw, D: int):
-    """mu (D,) and a covariance (D, D): well-conditioned positive definite, or symmetric indefinite."""
+    """mu (D,) and a well-conditioned positive definite covariance (D, D)."""
     mu = torch.from_numpy(draw(arrays(np.float64, (D,), elements=st.floats(-3, 3))))
     a = torch.from_numpy(draw(arrays(np.float64, (D, D), elements=st.floats(-2, 2))))
-    cov = a @ a.T + 0.5 * torch.eye(D, dtype=torch.float64) if draw(st.booleans()) else a + a.T
-    return mu, cov
+    return mu, a @ a.T + 0.5 * torch.eye(D, dtype=torch.float64)
 
 
+@counted()
 @FUZZ
 @given(data=st.data(), D=st.integers(0, 6), dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), layout=layouts)
 def test_frechet_distance_matches_scipy(data, D, dtype, layout):
     (mu_a, cov_a), (mu_b, cov_b) = data.draw(gaussians(D)), data.draw(gaussians(D))
     args = [as_layout(t.to(dtype), layout) for t in (mu_a, cov_a, mu_b, cov_b)]
-    psd = all(torch.linalg.eigvalsh(c).min() > 1e-3 for c in (cov_a, cov_b)) if D else True
     # scipy's sqrtm loses about sqrt(eps) relative on singular products, hence atol relative to the traces
     atol = 1e-7 * float(1 + cov_a.trace().abs() + cov_b.trace().abs()) if D else 1e-12
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert_oracle_or_value_error(image_metrics.frechet_distance, reference_frechet, *args, valid=psd,
-                                     match=r"expected .*\(D, D\)", rtol=1e-6, atol=atol)
+        assert_oracle_or_value_error(image_metrics.frechet_distance, reference_frechet, *args, valid=True,
+                                     rtol=1e-6, atol=atol)
+    if D:                                                              # not positive semi-definite: a negative variance
+        i, which = data.draw(st.integers(0, D - 1)), data.draw(st.sampled_from([1, 3]))
+        indefinite = args[which].clone()
+        indefinite[i, i] = -1 - indefinite[i, i].abs()
+        assert_value_error(image_metrics.frechet_distance, *args[:which], indefinite, *args[which + 1:],
+                           match=r"expected .*\(D, D\).*positive semi-definite")
 
 
 @FUZZ
@@ -895,13 +1091,15 @@ def numpy_gaussian(feats):
                                                                                                          f.shape[1]))
 
 
+@counted()
 @FUZZ
-@given(feats=arrays(np.float64, st.tuples(st.integers(0, 6), st.integers(0, 4)), elements=st.floats(-4, 4)),
-       dtype=any_dtypes, layout=layouts)
-def test_gaussian_matches_numpy_cov(feats, dtype, layout):
+@given(feats=arrays(np.float64, st.tuples(st.integers(2, 6), st.integers(0, 4)), elements=st.floats(-4, 4)),
+       dtype=st.sampled_from(FLOAT_DTYPES + HALF_DTYPES + [torch.int64, torch.uint8]), layout=layouts,
+       few=st.integers(0, 1))
+def test_gaussian_matches_numpy_cov(feats, dtype, layout, few):
     feats = as_layout(torch.from_numpy(feats).to(dtype), layout)
-    assert_oracle_or_value_error(image_metrics.gaussian, numpy_gaussian, feats,
-                                 valid=len(feats) >= 2 and dtype != torch.bool, rtol=1e-6, atol=1e-6)
+    assert_oracle_or_value_error(image_metrics.gaussian, numpy_gaussian, feats, valid=True, rtol=1e-6, atol=1e-6)
+    assert_value_error(image_metrics.gaussian, feats[:few], match=r"expected .*\(N, D\) with N >= 2")
     assert_value_error(image_metrics.gaussian, feats.flatten())
     assert_value_error(image_metrics.gaussian, feats.tolist(), match=r"expected .*\(N, D\)")
 
@@ -909,16 +1107,21 @@ def test_gaussian_matches_numpy_cov(feats, dtype, layout):
 # ------------------------------------------------------------------------------------------------ cnn
 
 
+@counted()
 @FUZZ
-@given(shape=st.tuples(st.integers(0, 3), st.integers(1, 3), st.integers(27, 29), st.integers(27, 29)) |
-       st.lists(st.integers(1, 28), max_size=5).map(tuple), dtype=any_dtypes, layout=layouts)
-def test_check_images(shape, dtype, layout):
-    x = as_layout(torch.zeros(shape, dtype=dtype), layout)
-
-    def accepted(x, size=28):
-        assert x.ndim == 4 and x.shape[1:] == (1, size, size) and x.is_floating_point(), "should be rejected"
-
-    assert_oracle_or_value_error(check_images, accepted, x, match=r"expected .*(\(B, 1, 28, 28\)|float)")
+@given(data=st.data(), B=st.integers(0, 3), size=st.sampled_from([28, 28, 28, 1, 5]), dtype=ANY_FLOAT, layout=layouts,
+       wrong=st.sampled_from(["shape", "shape", "dtype", "not a tensor"]))
+def test_check_images(data, B, size, dtype, layout, wrong):
+    """Any float batch (B, 1, size, size), B = 0 included, in any layout is accepted: check_images returns None and
+    leaves it alone; another shape, an integer or bool batch, or no tensor raises the ValueError."""
+    x = as_layout(data.draw(images((B, 1, size, size), levels=data.draw(st.sampled_from([1, 255])))).to(dtype), layout)
+    before = x.clone()
+    args = (x,) if size == 28 else (x, size)                           # the default size, 28
+    assert_oracle_or_value_error(check_images, lambda *args: None, *args, valid=True)
+    assert torch.equal(x, before) and x.dtype == dtype
+    bad = {"shape": lambda: torch.zeros(data.draw(wrong_shape((None, 1, size, size))), dtype=dtype),
+           "dtype": lambda: x.to(data.draw(st.sampled_from(NOT_FLOAT))), "not a tensor": lambda: x.tolist()}[wrong]()
+    assert_value_error(check_images, bad, *args[1:], match=rf"expected .*(\(B, 1, {size}, {size}\)|float)")
 
 
 def replay_augment(x, seed, shift):
@@ -934,38 +1137,44 @@ def replay_augment(x, seed, shift):
     return out
 
 
+@counted()
 @FUZZ
 @given(data=st.data(), shape=st.tuples(st.integers(0, 4), st.integers(1, 3), st.integers(1, 8), st.integers(1, 8)),
-       shift=st.integers(-1, 3), seed=st.integers(0, 3), dtype=any_dtypes, layout=layouts)
-def test_augment_is_a_seeded_flip_and_shift(data, shape, shift, seed, dtype, layout):
+       shift=st.integers(0, 3), seed=st.integers(0, 3), dtype=st.sampled_from(FLOAT_DTYPES + ODD_DTYPES[:-1]),
+       layout=layouts, bad_shift=st.sampled_from([-1, -3, 1.0]))
+def test_augment_is_a_seeded_flip_and_shift(data, shape, shift, seed, dtype, layout, bad_shift):
     x = as_layout(data.draw(images(shape, levels=4)).to(dtype), layout)
     aug = lambda x, seed, shift: augment(x, torch.Generator().manual_seed(seed), shift)  # noqa: E731
-    assert_oracle_or_value_error(aug, replay_augment, x, seed, shift, valid=shift >= 0 and dtype != torch.bool,
-                                 match=r"expected .*(\(B, C, H, W\)|shift)")
-    assert_value_error(augment, x.flatten(0, 1))
+    assert_oracle_or_value_error(aug, replay_augment, x, seed, shift, valid=True)
+    match = r"expected .*(\(B, C, H, W\)|shift)"
+    assert_value_error(augment, x, None, bad_shift, match=match)       # a negative or float shift
+    assert_value_error(augment, x.flatten(0, 1), match=match)
 
 
+@counted()
 @FUZZ
-@given(data=st.data(), n=st.integers(0, 5), batch_size=st.integers(1, 3), K=st.integers(2, 4),
-       dtype=any_dtypes, layout=layouts)
-def test_predict_and_accuracy(data, n, batch_size, K, dtype, layout):
+@given(data=st.data(), n=st.integers(1, 5), batch_size=st.integers(1, 3), K=st.integers(2, 4),
+       dtype=ANY_FLOAT, layout=layouts, bad=st.sampled_from(NOT_FLOAT))
+def test_predict_and_accuracy(data, n, batch_size, K, dtype, layout, bad):
     torch.manual_seed(K)
     model = nn.Sequential(nn.Flatten(), nn.Linear(8 * 8, K)).eval()
     x = as_layout(data.draw(images((n, 1, 8, 8), levels=8)).to(dtype), layout)
     labels = torch.from_numpy(data.draw(arrays(np.int64, (n,), elements=st.integers(0, K - 1))))
-    floating = dtype not in (torch.int64, torch.uint8, torch.bool)
     logits = lambda m, x, bs: m(x.float()).detach()                    # noqa: E731
-    assert_oracle_or_value_error(predict, logits, model, x, batch_size, valid=floating,
-                                 match=SHAPE_ERROR + "|expected float")
+    assert_oracle_or_value_error(predict, logits, model, x, batch_size, valid=True)
+    assert_oracle_or_value_error(predict, logits, model, x[:0], batch_size, valid=True)   # no images: (0, K)
     hits = lambda m, x, y, bs: (m(x.float()).argmax(1) == y).double().mean().item()  # noqa: E731
-    assert_oracle_or_value_error(accuracy, hits, model, x, labels, batch_size, valid=floating and n > 0,
-                                 match=SHAPE_ERROR + "|expected float")
+    assert_oracle_or_value_error(accuracy, hits, model, x, labels, batch_size, valid=True)
+    for call in (lambda: predict(model, x.to(bad), batch_size), lambda: accuracy(model, x.to(bad), labels),
+                 lambda: accuracy(model, x[:0], labels[:0])):          # integer or bool images; no images
+        assert_value_error(call, match=SHAPE_ERROR + "|expected float")
     assert_value_error(accuracy, model, x, torch.zeros(data.draw(wrong_shape((n,))), dtype=torch.int64))
 
 
 # ------------------------------------------------------------------------------------------ proposals
 
 
+@counted(rejects=False)
 @fuzz(10)
 @given(data=st.data(), shape=st.tuples(st.sampled_from([1, 3]), st.integers(1, 10), st.integers(1, 10)),
        dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), layout=layouts)
@@ -1036,6 +1245,12 @@ def values(shape: tuple[int, ...], bound: float = 4.0):
     return arrays(np.float64, shape, elements=elements).map(torch.from_numpy)
 
 
+def upcast(*xs) -> torch.dtype:
+    """The dtype of a chapter 07-08 kernel's answer for float inputs xs (None: not given): the promotion of their
+    dtypes, float16 / bfloat16 computed in float32."""
+    return functools.reduce(torch.promote_types, [wide(x.dtype) for x in xs if isinstance(x, torch.Tensor)])
+
+
 def tol_of(*xs) -> dict:
     """rtol and atol of the narrowest float dtype among xs; float16 / bfloat16 count as float32 (the kernels of
     chapters 07-08 compute them in float32, as torchvision does)."""
@@ -1048,11 +1263,14 @@ def result_or_value_error(fn, *args, valid: bool = False, match: str = SHAPE_ERR
     """fn(*args), or None when it raises a ValueError matching ``match`` -- not allowed when ``valid``; for
     kernels whose answer is checked by properties (a random draw, an argmin with ties) rather than equality."""
     try:
-        return fn(*args)
+        result = fn(*args)
     except ValueError as error:
         assert not valid, f"valid input rejected: {error}"
         assert re.search(match, str(error)), f"ValueError does not say what it expected: {error}"
+        record("rejected")
         return None
+    record("oracle")                                                   # the caller checks the result
+    return result
 
 
 @st.composite
@@ -1076,14 +1294,17 @@ def normal_kl(mu, logvar):
     return kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum(-1)
 
 
+@counted()
 @FUZZ
-@given(data=st.data(), shape=st.tuples(st.integers(0, 4), st.integers(0, 5)) | st.lists(st.integers(0, 3), max_size=3)
-       .map(tuple), dtype=any_dtypes, layout=layouts)
-def test_gaussian_kl_matches_torch_distributions(data, shape, dtype, layout):
+@given(data=st.data(), shape=st.tuples(st.integers(0, 4), st.integers(0, 5)) | st.lists(st.integers(0, 3), min_size=2,
+       max_size=3).map(tuple), dtype=ANY_FLOAT, layout=layouts, bad=st.sampled_from(NOT_FLOAT))
+def test_gaussian_kl_matches_torch_distributions(data, shape, dtype, layout, bad):
     mu = as_layout(data.draw(values(shape)).to(dtype), layout)
-    logvar = data.draw(values(shape)).to(data.draw(st.sampled_from([dtype, dtype] + FLOAT_DTYPES)))
-    valid = len(shape) >= 2 and mu.dtype in FLOAT_DTYPES and logvar.dtype in FLOAT_DTYPES
-    assert_oracle_or_value_error(vae_lib.gaussian_kl, normal_kl, mu, logvar, valid=valid, **tol_of(mu, logvar))
+    logvar = data.draw(values(shape)).to(data.draw(st.sampled_from([dtype, dtype] + FLOAT_DTYPES + HALF_DTYPES)))
+    assert_oracle_or_value_error(vae_lib.gaussian_kl, normal_kl, mu, logvar, valid=True, dtype=upcast(mu, logvar),
+                                 **tol_of(mu, logvar))
+    for wrong in ((mu.to(bad), logvar), (mu, logvar.to(bad)), (mu.flatten(), logvar.flatten())):  # not float, 1-D
+        assert_value_error(vae_lib.gaussian_kl, *wrong)
     if len(shape) == 2:
         assert_value_error(vae_lib.gaussian_kl, mu, torch.zeros(data.draw(wrong_shape(shape)), dtype=mu.dtype))
 
@@ -1094,18 +1315,22 @@ def normal_log_prob(z, mu=None, logvar=None):
     return Normal(mu.double(), torch.exp(0.5 * logvar.double())).log_prob(z.double()).sum(-1)
 
 
+@counted()
 @FUZZ
 @given(data=st.data(), lead=st.lists(st.integers(0, 3), max_size=2).map(tuple), D=st.integers(0, 4),
-       dtype=any_dtypes, layout=layouts, given_=st.sampled_from(["none", "mu", "logvar", "both"]))
-def test_gaussian_log_prob_matches_normal_log_prob(data, lead, D, dtype, layout, given_):
+       dtype=ANY_FLOAT, layout=layouts, given_=st.sampled_from(["none", "mu", "logvar", "both"]),
+       bad=st.sampled_from(NOT_FLOAT))
+def test_gaussian_log_prob_matches_normal_log_prob(data, lead, D, dtype, layout, given_, bad):
     z = as_layout(data.draw(values((*lead, D))).to(dtype), layout)
     args = [z]
     for name in ("mu", "logvar"):
         drawn = data.draw(values(data.draw(broadcastable(z.shape))))
         drawn = drawn.to(data.draw(st.sampled_from([dtype] + FLOAT_DTYPES)))
         args.append(drawn if given_ in (name, "both") else None)
-    valid = all(a is None or a.dtype in FLOAT_DTYPES for a in args)
-    assert_oracle_or_value_error(vae_lib.gaussian_log_prob, normal_log_prob, *args, valid=valid, **tol_of(*args))
+    assert_oracle_or_value_error(vae_lib.gaussian_log_prob, normal_log_prob, *args, valid=True,
+                                 dtype=upcast(*args), **tol_of(*args))
+    i = data.draw(st.sampled_from([i for i, a in enumerate(args) if a is not None]))   # one of them not float
+    assert_value_error(vae_lib.gaussian_log_prob, *(a.to(bad) if j == i else a for j, a in enumerate(args)))
     if (other := not_broadcastable(z.shape)) is not None:
         assert_value_error(vae_lib.gaussian_log_prob, z, torch.zeros(other, dtype=z.dtype))
         assert_value_error(vae_lib.gaussian_log_prob, z, None, torch.zeros(other, dtype=z.dtype))
@@ -1116,32 +1341,37 @@ def bernoulli_log_prob(logits, x):
     return Bernoulli(logits=logits.double(), validate_args=False).log_prob(x.double()).flatten(-3).sum(-1)
 
 
+@counted()
 @FUZZ
 @given(data=st.data(), lead=st.lists(st.integers(0, 3), max_size=2).map(tuple),
-       image=st.tuples(st.integers(1, 2), st.integers(0, 3), st.integers(0, 3)), dtype=any_dtypes, layout=layouts,
-       binary=st.booleans())
-def test_bernoulli_log_likelihood_matches_bernoulli_log_prob(data, lead, image, dtype, layout, binary):
+       image=st.tuples(st.integers(1, 2), st.integers(0, 3), st.integers(0, 3)), dtype=ANY_FLOAT, layout=layouts,
+       binary=st.booleans(), bad=st.sampled_from(NOT_FLOAT))
+def test_bernoulli_log_likelihood_matches_bernoulli_log_prob(data, lead, image, dtype, layout, binary, bad):
     logits = as_layout(data.draw(values((*lead, *image))).to(dtype), layout)
     x_shape = data.draw(broadcastable(logits.shape).filter(lambda s: len(s) >= 3))
     x = data.draw(images(x_shape, levels=1 if binary else None)).to(data.draw(st.sampled_from([dtype] + FLOAT_DTYPES)))
-    valid = logits.dtype in FLOAT_DTYPES and x.dtype in FLOAT_DTYPES
-    assert_oracle_or_value_error(vae_lib.bernoulli_log_likelihood, bernoulli_log_prob, logits, x, valid=valid,
-                                 **tol_of(logits, x))
+    assert_oracle_or_value_error(vae_lib.bernoulli_log_likelihood, bernoulli_log_prob, logits, x, valid=True,
+                                 dtype=upcast(logits, x), **tol_of(logits, x))
+    wrong = data.draw(st.sampled_from([(logits.to(bad), x), (logits, x.to(bad))]))   # integer or bool images
+    assert_value_error(vae_lib.bernoulli_log_likelihood, *wrong)
     if (other := not_broadcastable(logits.shape)) is not None:
         assert_value_error(vae_lib.bernoulli_log_likelihood, logits, torch.zeros(other, dtype=logits.dtype))
     assert_value_error(vae_lib.bernoulli_log_likelihood, torch.zeros(image[1:]), x)
 
 
+@counted()
 @FUZZ
-@given(data=st.data(), shape=st.lists(st.integers(0, 3), min_size=2, max_size=3).map(tuple) |
-       st.lists(st.integers(0, 3), max_size=3).map(tuple), dtype=any_dtypes, layout=layouts, seed=st.integers(0, 2))
-def test_reparameterize_is_mu_plus_sigma_eps(data, shape, dtype, layout, seed):
+@given(data=st.data(), shape=st.lists(st.integers(0, 3), min_size=2, max_size=3).map(tuple), dtype=ANY_FLOAT,
+       layout=layouts, seed=st.integers(0, 2), bad=st.sampled_from(NOT_FLOAT), fewer=st.integers(0, 1))
+def test_reparameterize_is_mu_plus_sigma_eps(data, shape, dtype, layout, seed, bad, fewer):
     mu = as_layout(data.draw(values(shape)).to(dtype), layout)
     logvar, eps = (data.draw(values(shape)).to(data.draw(st.sampled_from([dtype] + FLOAT_DTYPES))) for _ in "ab")
-    valid = len(shape) >= 2 and all(t.dtype in FLOAT_DTYPES for t in (mu, logvar, eps))
     eq10 = lambda mu, logvar, eps: mu.double() + torch.exp(0.5 * logvar.double()) * eps.double()  # noqa: E731
-    z = assert_oracle_or_value_error(vae_lib.reparameterize, eq10, mu, logvar, eps, valid=valid,
-                                     **tol_of(mu, logvar, eps))
+    z = assert_oracle_or_value_error(vae_lib.reparameterize, eq10, mu, logvar, eps, valid=True,
+                                     dtype=upcast(mu, logvar, eps), **tol_of(mu, logvar, eps))
+    i = data.draw(st.integers(0, 2))                                   # one of them not float, or all (D,) or ()
+    assert_value_error(vae_lib.reparameterize, *(t.to(bad) if j == i else t for j, t in enumerate((mu, logvar, eps))))
+    assert_value_error(vae_lib.reparameterize, *(t.flatten() if fewer else t.new_zeros(()) for t in (mu, logvar, eps)))
     if z is not None and mu.dtype == logvar.dtype:                     # no eps: one draw of N(0, I) per element
         torch.manual_seed(seed)
         drawn = vae_lib.reparameterize(mu, logvar)
@@ -1152,6 +1382,7 @@ def test_reparameterize_is_mu_plus_sigma_eps(data, shape, dtype, layout, seed):
         assert_value_error(vae_lib.reparameterize, mu, logvar, torch.zeros(data.draw(wrong_shape(shape))))
 
 
+@counted()
 @FUZZ
 @given(data=st.data(), shape=st.tuples(st.integers(0, 3), st.integers(1, 2), st.integers(0, 4), st.integers(0, 4)),
        dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16, torch.bfloat16]), layout=layouts, seed=st.integers(0, 3),
@@ -1176,18 +1407,20 @@ def test_binarize_is_a_seeded_bernoulli_draw(data, shape, dtype, layout, seed, o
     assert_value_error(draw, torch.rand(other), seed, match=match)
 
 
+@counted()
 @FUZZ
-@given(data=st.data(), N=st.integers(2, 6), D=st.integers(0, 4), dtype=any_dtypes, layout=layouts,
-       factor=st.sampled_from([0.75, 0.99, 1.01, 1.5]), scale=st.sampled_from([1.0, 0.25, 1 / 16]))
-def test_active_units_match_numpy_variance(data, N, D, dtype, layout, factor, scale):
+@given(data=st.data(), N=st.integers(2, 6), D=st.integers(0, 4), dtype=ANY_FLOAT, layout=layouts,
+       factor=st.sampled_from([0.75, 0.99, 1.01, 1.5]), scale=st.sampled_from([1.0, 0.25, 1 / 16]),
+       bad=st.sampled_from(NOT_FLOAT))
+def test_active_units_match_numpy_variance(data, N, D, dtype, layout, factor, scale, bad):
     mu = as_layout((data.draw(values((N, D))) * scale).to(dtype), layout)
     threshold = 1e-2                                                    # or near the variance of one dimension
     if D and dtype in FLOAT_DTYPES + [torch.float16, torch.bfloat16]:
         threshold = factor * float(np.var(mu[:, data.draw(st.integers(0, D - 1))].double().numpy(), ddof=1)) or 1e-2
     oracle = lambda mu, t: torch.from_numpy(np.var(mu.double().numpy(), axis=0, ddof=1) > t)  # noqa: E731
-    assert_oracle_or_value_error(vae_lib.active_units, oracle, mu, threshold, valid=dtype in FLOAT_DTYPES)
-    for bad in (mu[:1], mu[:0], mu.flatten(), mu[None]):                # N < 2, or not (N, D)
-        assert_value_error(vae_lib.active_units, bad)
+    assert_oracle_or_value_error(vae_lib.active_units, oracle, mu, threshold, valid=True)
+    for wrong in (mu[:1], mu[:0], mu.flatten(), mu[None], mu.to(bad)):  # N < 2, not (N, D), not float
+        assert_value_error(vae_lib.active_units, wrong)
 
 
 @functools.lru_cache(maxsize=None)
@@ -1254,6 +1487,7 @@ def seeded(fn, seed: int = 0):
     return call
 
 
+@counted()
 @fuzz(20)
 @given(kind=st.sampled_from(["vae", "hvae"]), N=st.integers(0, 3), layout=layouts, k=st.integers(1, 4),
        dtype=st.sampled_from([torch.float32] * 2 + [torch.float64, torch.float16, torch.bfloat16]),
@@ -1277,10 +1511,11 @@ def test_elbo_and_iwae_nll_match_torch_distributions_on_the_same_noise(kind, N, 
     assert_value_error(vae_lib.iwae_nll, model, x, k, 0, match="batch_size must be")
 
 
+@counted()
 @FUZZ
 @given(kind=st.sampled_from(["vae", "hvae"]), data=st.data(), lead=st.lists(st.integers(0, 2), max_size=2).map(tuple),
-       dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16, torch.bfloat16]), t=st.integers(0, 3),
-       n=st.integers(-1, 3), bad_D=st.integers(0, 4), odd=st.sampled_from(ODD_DTYPES[2:]))
+       dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16, torch.bfloat16]), t=st.sampled_from([0, 1, 3]),
+       n=st.integers(0, 3), bad_D=st.integers(0, 4), odd=st.sampled_from(ODD_DTYPES[2:]))
 def test_decode_p_step_and_sample_check_their_inputs(kind, data, lead, dtype, t, n, bad_D, odd):
     model = small_vae(kind)
     D1 = model.latent_dim if kind == "vae" else model.latent_dims[0]
@@ -1293,15 +1528,15 @@ def test_decode_p_step_and_sample_check_their_inputs(kind, data, lead, dtype, t,
     if kind == "hvae":                                                 # p(z_1 | z_2): z_2 (..., 2) -> (..., 3) twice
         z2 = data.draw(values((*lead, 2))).to(dtype)
         p_step = lambda t, z: model.down[0](z.float()).chunk(2, -1)   # noqa: E731
-        assert_oracle_or_value_error(seeded(model.p_step), seeded(p_step), t, z2, valid=t == 2,
-                                     match=r"expected t in 2\.\.2")
+        assert_oracle_or_value_error(seeded(model.p_step), seeded(p_step), 2, z2, valid=True)
+        assert_value_error(model.p_step, t, z2, match=r"expected t in 2\.\.2")   # no other level
         for bad in ([torch.zeros(*lead, bad_D)] if bad_D != 2 else []) + [z2.to(odd), torch.tensor(0.5)]:
             assert_value_error(model.p_step, 2, bad, match=r"expected .*\(\.\.\., 2\) at level 2")
     sample = lambda n: model.sample(n, torch.Generator().manual_seed(0))  # noqa: E731
-    images_ = result_or_value_error(sample, n, valid=n >= 0, match=r"expected n >= 0")
-    if images_ is not None:
-        assert images_.shape == (n, 1, 28, 28) and ((images_ >= 0) & (images_ <= 1)).all()
-        assert torch.equal(images_, sample(n))
+    images_ = result_or_value_error(sample, n, valid=True)
+    assert images_.shape == (n, 1, 28, 28) and ((images_ >= 0) & (images_ <= 1)).all()
+    assert torch.equal(images_, sample(n))
+    assert_value_error(sample, -1 - n, match=r"expected n >= 0")
 
 
 def brute_distances(z, codebook):
@@ -1324,28 +1559,33 @@ def assert_nearest(codes, z, codebook, atol: float) -> None:
         assert (d.gather(1, codes[:, None])[:, 0] <= d.min(1).values + atol).all(), (codes, d)
 
 
+@counted()
 @FUZZ
-@given(data=st.data(), M=st.integers(0, 6), K=st.integers(0, 5), D=st.integers(0, 4), dtype=any_dtypes,
-       layout=layouts)
-def test_squared_distances_and_nearest_code_match_cdist(data, M, K, D, dtype, layout):
+@given(data=st.data(), M=st.integers(0, 6), K=st.integers(1, 5), D=st.integers(0, 4), dtype=ANY_FLOAT,
+       layout=layouts, bad=st.sampled_from(NOT_FLOAT))
+def test_squared_distances_and_nearest_code_match_cdist(data, M, K, D, dtype, layout, bad):
     z = as_layout(data.draw(values((M, D))).to(dtype), layout)
     codebook = data.draw(values((K, D))).to(data.draw(st.sampled_from([dtype] + FLOAT_DTYPES)))
-    valid = z.dtype in FLOAT_DTYPES and codebook.dtype in FLOAT_DTYPES
     narrow = torch.float64 if z.dtype == codebook.dtype == torch.float64 else torch.float32
     tol = expansion_tolerance(z, codebook, narrow)
-    assert_oracle_or_value_error(vq_lib.squared_distances, brute_distances, z, codebook, valid=valid, **tol)
-    codes = result_or_value_error(vq_lib.nearest_code, z, codebook, valid=valid and K > 0)
-    if codes is not None:
-        assert_nearest(codes, z, codebook, tol["atol"])
-    for bad in (torch.zeros(data.draw(wrong_shape((None, D)))), torch.zeros(K, D + 1)):
-        assert_value_error(vq_lib.squared_distances, z, bad)
-        assert_value_error(vq_lib.nearest_code, z, bad)
+    assert_oracle_or_value_error(vq_lib.squared_distances, brute_distances, z, codebook, valid=True, **tol)
+    assert_oracle_or_value_error(vq_lib.squared_distances, brute_distances, z, codebook[:0], valid=True, **tol)
+    codes = result_or_value_error(vq_lib.nearest_code, z, codebook, valid=True)
+    assert_nearest(codes, z, codebook, tol["atol"])
+    assert_value_error(vq_lib.nearest_code, z, codebook[:0])           # no code to be nearest
+    for wrong in ((z.to(bad), codebook), (z, codebook.to(bad))):       # integer or bool
+        assert_value_error(vq_lib.squared_distances, *wrong)
+        assert_value_error(vq_lib.nearest_code, *wrong)
+    for wrong in (torch.zeros(data.draw(wrong_shape((None, D)))), torch.zeros(K, D + 1)):
+        assert_value_error(vq_lib.squared_distances, z, wrong)
+        assert_value_error(vq_lib.nearest_code, z, wrong)
 
 
 SOME_SHAPES = st.lists(st.integers(1, 3), max_size=4).map(tuple) | st.lists(st.integers(0, 3), max_size=4).map(tuple)
 FLOAT_PAIRS = list(itertools.product(FLOAT_DTYPES + [torch.float16, torch.bfloat16], repeat=2))
 
 
+@counted()
 @FUZZ
 @given(data=st.data(), shape=SOME_SHAPES, layout=layouts)
 def test_straight_through_has_the_value_of_z_q_and_the_gradient_of_z_e(data, shape, layout):
@@ -1361,6 +1601,7 @@ def test_straight_through_has_the_value_of_z_q_and_the_gradient_of_z_e(data, sha
     assert_value_error(vq_lib.straight_through, z_e, torch.zeros(data.draw(wrong_shape(shape))))
 
 
+@counted()
 @FUZZ
 @given(data=st.data(), shape=SOME_SHAPES, layout=layouts, beta=st.sampled_from([0.0, 0.25, 1.0]))
 def test_vq_loss_is_codebook_plus_beta_commitment(data, shape, layout, beta):
@@ -1391,20 +1632,26 @@ def numpy_perplexity(codes, K):
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
+@counted()
 @FUZZ
 @given(data=st.data(), shape=st.lists(st.integers(0, 4), max_size=3).map(tuple), K=st.integers(1, 6),
-       dtype=st.sampled_from([torch.int64] * 3 + [torch.int32, torch.uint8, torch.float32, torch.bool]),
-       layout=layouts)
-def test_code_counts_perplexity_and_dead_codes_match_numpy(data, shape, K, dtype, layout):
-    elements = st.integers(0, K - 1) | st.integers(-1, K)              # mostly in [0, K), sometimes just outside
-    codes = as_layout(torch.from_numpy(data.draw(arrays(np.int64, shape, elements=elements))).to(dtype), layout)
-    in_range = codes.numel() == 0 or (codes.long().min() >= 0 and codes.long().max() < K)
-    valid = dtype in (torch.int64, torch.int32, torch.uint8) and bool(in_range)
-    match = RANGE_ERROR + "|" + SHAPE_ERROR
-    assert_oracle_or_value_error(vq_lib.code_counts, numpy_counts, codes, K, valid=valid, match=match)
-    assert_oracle_or_value_error(vq_lib.perplexity, numpy_perplexity, codes, K, valid=valid, match=match, rtol=1e-9)
+       dtype=st.sampled_from([torch.int64, torch.int32, torch.uint8]), layout=layouts,
+       bad=st.sampled_from([torch.float32, torch.bool]), outside=st.sampled_from([-1, 0]))
+def test_code_counts_perplexity_and_dead_codes_match_numpy(data, shape, K, dtype, layout, bad, outside):
+    codes = data.draw(arrays(np.int64, shape, elements=st.integers(0, K - 1)))
+    codes = as_layout(torch.from_numpy(codes).to(dtype), layout)
     dead = lambda codes, K: int((numpy_counts(codes, K) == 0).sum())  # noqa: E731
-    assert_oracle_or_value_error(vq_lib.dead_codes, dead, codes, K, valid=valid, match=match)
+    assert_oracle_or_value_error(vq_lib.code_counts, numpy_counts, codes, K, valid=True)
+    assert_oracle_or_value_error(vq_lib.perplexity, numpy_perplexity, codes, K, valid=True, rtol=1e-9)
+    assert_oracle_or_value_error(vq_lib.dead_codes, dead, codes, K, valid=True)
+    wrong = [codes.to(bad)]                                            # float or bool codes
+    if codes.numel():                                                  # a code just outside [0, K)
+        flat = codes.flatten().clone()
+        flat[data.draw(st.integers(0, codes.numel() - 1))] = -1 if outside < 0 and dtype != torch.uint8 else K
+        wrong.append(flat.reshape(codes.shape))
+    for kernel in (vq_lib.code_counts, vq_lib.perplexity, vq_lib.dead_codes):
+        for codes_ in wrong:
+            assert_value_error(kernel, codes_, K, match=RANGE_ERROR + "|" + SHAPE_ERROR)
 
 
 def numpy_lloyd(z, k, iters, init, seed):
@@ -1424,6 +1671,7 @@ def numpy_lloyd(z, k, iters, init, seed):
     return torch.from_numpy(centres)
 
 
+@counted()
 @fuzz(40)
 @given(data=st.data(), k=st.integers(1, 4), extra=st.integers(0, 5), D=st.integers(1, 3), iters=st.integers(0, 3),
        dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), layout=layouts, rows=st.booleans(),
@@ -1447,18 +1695,22 @@ def small_quantizer(K: int, D: int) -> vq_lib.VectorQuantizer:
     return vq_lib.VectorQuantizer(K, D)
 
 
+@counted()
 @FUZZ
 @given(data=st.data(), N=st.integers(0, 2), D=st.integers(1, 3), H=st.sampled_from([1, 1, 2, 3, 0]),
-       W=st.sampled_from([1, 2, 3]), K=st.integers(1, 5), dtype=any_dtypes, layout=layouts, train=st.booleans())
-def test_vector_quantizer_matches_brute_force(data, N, D, H, W, K, dtype, layout, train):
+       W=st.sampled_from([1, 2, 3]), K=st.integers(1, 5), dtype=ANY_FLOAT, layout=layouts, train=st.booleans(),
+       bad=st.sampled_from(NOT_FLOAT))
+def test_vector_quantizer_matches_brute_force(data, N, D, H, W, K, dtype, layout, train, bad):
     q = small_quantizer(K, D).train(train)
     with torch.no_grad():
         q.codebook.copy_(data.draw(values((K, D))))
         q.counts.zero_()
     q.codebook.grad = None
-    z_e = as_layout(data.draw(values((N, D, H, W))).to(dtype), layout).requires_grad_(dtype.is_floating_point)
-    valid = dtype in FLOAT_DTYPES
-    out = result_or_value_error(q, z_e, valid=valid, match=rf"expected .*(\(N, {D}, H, W\)|\(M, D\))")
+    z_e = as_layout(data.draw(values((N, D, H, W))).to(dtype), layout).requires_grad_(True)
+    match = rf"expected .*(\(N, {D}, H, W\)|\(M, D\))"
+    assert_value_error(q, z_e.detach().to(bad), match=match)          # integer or bool encoder outputs
+    assert not q.counts.any()                                          # a rejected batch is not counted
+    out = result_or_value_error(q, z_e, valid=True)
     if out is not None:
         z_q, loss, codes = out
         z = z_e.detach().permute(0, 2, 3, 1).reshape(-1, D)                        # (N*H*W, D)
@@ -1485,32 +1737,33 @@ def test_vector_quantizer_matches_brute_force(data, N, D, H, W, K, dtype, layout
     assert_value_error(q.embed, torch.zeros(data.draw(wrong_shape((None, None, None))), dtype=torch.int64))
 
 
+@counted()
 @FUZZ
-@given(data=st.data(), M=st.integers(0, 4), D=st.integers(1, 3), K=st.integers(1, 4), dtype=any_dtypes,
-       seed=st.integers(0, 3))
-def test_restart_dead_codes_and_kmeans_init_check_the_encoder_outputs(data, M, D, K, dtype, seed):
+@given(data=st.data(), M=st.integers(1, 4), D=st.integers(1, 3), K=st.integers(1, 4), dtype=ANY_FLOAT,
+       seed=st.integers(0, 3), wrong=st.sampled_from(["shape", "shape", "empty", "dtype"]))
+def test_restart_dead_codes_and_kmeans_init_check_the_encoder_outputs(data, M, D, K, dtype, seed, wrong):
     q = small_quantizer(K, D).train()
     with torch.no_grad():
         q.codebook.copy_(data.draw(values((K, D))))
     used = data.draw(arrays(np.float64, (K,), elements=st.sampled_from([0.0, 0.0, 1.0, 3.0])))
     q.counts.copy_(torch.from_numpy(used))
     before = q.codebook.detach().clone()
-    shape = data.draw(st.just((M, D)) | wrong_shape((M, D)))
-    z = data.draw(values(shape)).to(dtype)
-    rows = len(shape) == 2 and shape[1] == D                           # (M', D) for some M'
-    valid = rows and shape[0] >= 1 and dtype in FLOAT_DTYPES
-    moved = result_or_value_error(q.restart_dead_codes, z, 1.0, torch.Generator().manual_seed(seed), valid=valid,
-                                  match=rf"expected .*\(M, {D}\)")
-    if moved is None:
-        assert torch.equal(q.codebook.detach(), before)                 # a rejected call changes nothing
-    else:
-        dead = torch.from_numpy(used < 1)
-        assert moved == int(dead.sum()) and (q.counts == 0).all()
-        assert torch.equal(q.codebook.detach()[~dead], before[~dead])
-        for row in q.codebook.detach()[dead]:
-            assert (row == z.float()).all(1).any()                  # each restarted code is an encoder output
-    if not rows or shape[0] < K:
-        assert_value_error(q.kmeans_init_, z, match=rf"expected .*\(M, {D}\)|M >= k")
+    z = data.draw(values((M, D))).to(dtype)
+    match = rf"expected .*\(M, {D}\)"
+    bad = {"shape": lambda: data.draw(values(data.draw(wrong_shape((None, D))))).to(dtype), "empty": lambda: z[:0],
+           "dtype": lambda: z.to(data.draw(st.sampled_from(NOT_FLOAT)))}[wrong]()
+    assert_value_error(q.restart_dead_codes, bad, 1.0, torch.Generator().manual_seed(seed), match=match)
+    if wrong != "dtype":                                               # (kmeans_init_ takes integer outputs too)
+        assert_value_error(q.kmeans_init_, bad, match=rf"{match}|M >= k")
+    assert torch.equal(q.codebook.detach(), before) and torch.equal(q.counts, torch.from_numpy(used).to(q.counts))
+    if M < K:                                                          # fewer outputs than codes
+        assert_value_error(q.kmeans_init_, z, match=r"M >= k")
+    moved = result_or_value_error(q.restart_dead_codes, z, 1.0, torch.Generator().manual_seed(seed), valid=True)
+    dead = torch.from_numpy(used < 1)
+    assert moved == int(dead.sum()) and (q.counts == 0).all()
+    assert torch.equal(q.codebook.detach()[~dead], before[~dead])
+    for row in q.codebook.detach()[dead]:
+        assert (row == z.float()).all(1).any()                      # each restarted code is an encoder output
 
 
 @functools.lru_cache(maxsize=None)
@@ -1522,15 +1775,19 @@ def small_vqvae() -> vq_lib.VQVAE:
     return model
 
 
+@counted()
 @fuzz(15)
-@given(data=st.data(), shape=st.tuples(st.integers(0, 2), st.just(1), st.just(28), st.just(28)) |
-       wrong_shape((None, 1, 28, 28)), dtype=st.sampled_from([torch.float32] * 3 + [torch.float64] + ODD_DTYPES),
-       layout=layouts, seed=st.integers(0, 3), code=st.sampled_from([-1, 0, 7, 8]))
-def test_vqvae_tokens_are_the_nearest_codes_and_decode_like_the_forward_pass(data, shape, dtype, layout, seed, code):
+@given(data=st.data(), N=st.integers(0, 2), dtype=st.sampled_from([torch.float32] * 3 + [torch.float64] + HALF_DTYPES),
+       layout=layouts, seed=st.integers(0, 3), code=st.sampled_from([0, 7, 3]), bad_code=st.sampled_from([-1, 8]),
+       wrong=st.sampled_from(["shape", "shape", "dtype"]))
+def test_vqvae_tokens_are_the_nearest_codes_and_decode_like_the_forward_pass(data, N, dtype, layout, seed, code,
+                                                                            bad_code, wrong):
     model = small_vqvae()
-    x = as_layout(torch.rand(shape, generator=torch.Generator().manual_seed(seed)).to(dtype), layout)
-    valid = len(shape) == 4 and shape[1:] == (1, 28, 28) and dtype.is_floating_point   # any float: cast
-    tokens = result_or_value_error(model.encode_tokens, x, valid=valid, match=r"expected .*(\(B, 1, 28, 28\)|float)")
+    x = as_layout(torch.rand(N, 1, 28, 28, generator=torch.Generator().manual_seed(seed)).to(dtype), layout)
+    bad = torch.zeros(data.draw(wrong_shape((None, 1, 28, 28)))) if wrong == "shape" else \
+        x.to(data.draw(st.sampled_from(NOT_FLOAT)))
+    assert_value_error(model.encode_tokens, bad, match=r"expected .*(\(B, 1, 28, 28\)|float)")
+    tokens = result_or_value_error(model.encode_tokens, x, valid=True)  # any float dtype: cast
     if tokens is not None:
         with torch.no_grad():
             z = model.encode(x).permute(0, 2, 3, 1).reshape(-1, 4)
@@ -1541,8 +1798,11 @@ def test_vqvae_tokens_are_the_nearest_codes_and_decode_like_the_forward_pass(dat
                        expansion_tolerance(z, model.quantizer.codebook, torch.float32)["atol"])
         assert_same(model.decode_tokens(tokens), x_hat, atol=1e-6)
         edited = tokens.clone()
-        edited.view(-1)[:1] = code                                       # one token set to a code in or out of range
-        result_or_value_error(model.decode_tokens, edited, valid=0 <= code < 8, match=r"\[0, 8\)")
+        edited.view(-1)[:1] = code                                       # one token set to another code
+        assert model.decode_tokens(edited).shape == (N, 1, 28, 28)
+        if N:
+            edited.view(-1)[:1] = bad_code                               # one token out of range
+            assert_value_error(model.decode_tokens, edited, match=r"\[0, 8\)")
     assert_value_error(model.decode_tokens, torch.zeros(data.draw(wrong_shape((None, 7, 7))), dtype=torch.int64))
     assert_value_error(model.decode_tokens, torch.zeros(1, 7, 7))        # float tokens
     assert_value_error(model.decode, torch.zeros(1, 4, 7, 7, dtype=torch.int64), match=r"\(N, 4, 7, 7\)")

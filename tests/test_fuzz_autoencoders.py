@@ -17,12 +17,14 @@ import pytest
 import scipy.linalg
 import torch
 import torch.nn.functional as F
+from fuzz_stats import counted
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from test_fuzz import (
     FLOAT_DTYPES,
     FUZZ,
+    HALF_DTYPES,
     ODD_DTYPES,
     any_dtypes,
     as_layout,
@@ -87,10 +89,9 @@ def column_rank(A: torch.Tensor) -> tuple[int, float]:
 
 
 @st.composite
-def bases(draw, D: int, p: int):
+def bases(draw, D: int, p: int, kind: str):
     """(D, p) float64 matrices: random, or made rank-deficient (a repeated, scaled or zero column)."""
     A = draw(values((D, p)))
-    kind = draw(st.sampled_from(["random", "random", "repeat", "zero"]))
     if p >= 2 and kind == "repeat":
         i, j = draw(st.permutations(range(p)))[:2]
         A[:, j] = A[:, i] * draw(st.sampled_from([1.0, -2.0, 0.5]))
@@ -99,15 +100,18 @@ def bases(draw, D: int, p: int):
     return A
 
 
-@fuzz(80)
-@given(data=st.data(), D=st.integers(0, 6), p=st.integers(0, 4), q=st.integers(0, 4),
-       dtypes=st.tuples(MOSTLY_FLOAT, MOSTLY_FLOAT), layout=layouts)
-def test_principal_angles_match_scipy(data, D, p, q, dtypes, layout):
-    U = as_layout(data.draw(bases(D, p)).to(dtypes[0]), layout)
-    V = data.draw(bases(D, q)).to(dtypes[1])
+@counted()
+@fuzz(50)
+@given(data=st.data(), D=st.integers(0, 6), dtypes=st.tuples(MOSTLY_FLOAT, MOSTLY_FLOAT), layout=layouts,
+       deficient=st.sampled_from(["U", "V"]))
+def test_principal_angles_match_scipy(data, D, dtypes, layout, deficient):
+    p, q = data.draw(st.integers(0, min(D, 4))), data.draw(st.integers(0, min(D, 4)))
+    U = as_layout(data.draw(bases(D, p, "random")).to(dtypes[0]), layout)
+    V = data.draw(bases(D, q, "random")).to(dtypes[1])
     (rank_u, margin_u), (rank_v, margin_v) = column_rank(U), column_rank(V)
     assume(min(margin_u, margin_v) > 1)                                # no rank that rounding could flip
     valid = rank_u == p and rank_v == q                                # full column rank (so p, q <= D)
+    assume(valid)                                                      # (small integer entries may repeat a column)
     # The angles' rounding error grows with the bases' condition numbers (Björck & Golub 1973, Sec. 4), and
     # scipy's own is up to ~sqrt(eps): its sine/cosine mask is paired with the angles in reverse order, so it
     # reads angles near pi/2 from arcsin (U = [e4 e2 e3], V = [e1 + e4, e4] in R^4: pi/2 - 2.6e-8 instead of pi/2).
@@ -117,12 +121,17 @@ def test_principal_angles_match_scipy(data, D, p, q, dtypes, layout):
     narrow = [d for d in dtypes if d in (torch.float16, torch.bfloat16)]
     tol = tolerance(narrow[0]) if narrow else {"rtol": 0.0, "atol": 3 * math.sqrt(2.3e-16 * cond)} if wider in (
         torch.float64, *ODD_DTYPES) else {}
-    angles = assert_oracle_or_value_error(principal_angles, scipy_angles, U, V, valid=valid,
-                                          match=r"expected .*U \(D, p\)|expected .*V \(D, q\)", **tol)
-    if angles is not None:
-        assert angles.dtype == (wider if wider.is_floating_point else torch.float64)
-        assert (angles.diff() >= 0).all() and ((angles >= 0) & (angles <= math.pi / 2 + 1e-3)).all()
-        assert_same(principal_angles(V, U), angles)                   # symmetric in U and V
+    angles = assert_oracle_or_value_error(principal_angles, scipy_angles, U, V, valid=True, **tol)
+    assert angles.dtype == (wider if wider.is_floating_point else torch.float64)
+    assert (angles.diff() >= 0).all() and ((angles >= 0) & (angles <= math.pi / 2 + 1e-3)).all()
+    assert_same(principal_angles(V, U), angles)                       # symmetric in U and V
+    # rank-deficient: a repeated, scaled or zero column, or more columns than dimensions
+    A = data.draw(bases(D, data.draw(st.integers(2, 4)), data.draw(st.sampled_from(["repeat", "zero"]))))
+    A = A.to(dtypes[0] if deficient == "U" else dtypes[1])
+    rank, margin = column_rank(A)
+    if rank < A.shape[1] and margin > 1:                               # (not a rank that rounding could flip)
+        args, match = ((A, V), r"expected .*U \(D, p\)") if deficient == "U" else ((U, A), r"expected .*V \(D, q\)")
+        assert_value_error(principal_angles, *args, match=match)
 
 
 @FUZZ
@@ -172,26 +181,31 @@ def kl_atol(h, rho) -> float:
     return float((slope * err * near).sum() + 8 * eps * (terms.sum() + h.shape[1])) + 1e-12
 
 
-@fuzz(80)
-@given(data=st.data(), B=st.sampled_from(range(6)), D=st.integers(0, 5), dtype=MOSTLY_FLOAT, layout=layouts,
-       levels=st.sampled_from([None, 1, 4]), rho=st.one_of(
-           st.floats(0.01, 0.99), st.floats(0.01, 0.99), st.floats(0, 1),
-           st.sampled_from([0.05, 0.5, 0.0, 1.0, -0.1, 1.5, math.nan])),
-       outlier=st.sampled_from([None] * 5 + [-0.25, 1.5, math.nan]))
-def test_kl_sparsity_matches_bernoulli_kl(data, B, D, dtype, layout, levels, rho, outlier):
+@counted()
+@fuzz(50)
+@given(data=st.data(), B=st.integers(1, 5), D=st.integers(0, 5), dtype=st.sampled_from(FLOAT_DTYPES + HALF_DTYPES),
+       layout=layouts, levels=st.sampled_from([None, 1, 4]), rho=st.one_of(
+           st.floats(0.01, 0.99), st.sampled_from([0.05, 0.5]), st.floats(0, 1, exclude_min=True, exclude_max=True)),
+       wrong=st.sampled_from(["rho", "outlier", "empty", "dtype"]))
+def test_kl_sparsity_matches_bernoulli_kl(data, B, D, dtype, layout, levels, rho, wrong):
     h = data.draw(images((B, D), levels=levels))                       # levels=1: every activation exactly 0 or 1
-    if outlier is not None and h.numel():
-        h.view(-1)[data.draw(st.integers(0, h.numel() - 1))] = outlier
-    h = as_layout(h.to(dtype), layout)
-    valid = dtype.is_floating_point and B >= 1 and 0 < rho < 1 and (outlier is None or h.numel() == 0)
-    if dtype != torch.float64 and 0 < rho < 1e-44:                    # 0 in float32: rejected (see kl_sparsity)
-        valid = False
-    kl = assert_oracle_or_value_error(kl_sparsity, bernoulli_kl, h, rho, valid=valid, rtol=0.0,
-                                      atol=kl_atol(h, rho) if valid else None,
-                                      match=rf"{CODES_ERROR}|rho must be in \(0, 1\)")
+    h_ = as_layout(h.to(dtype), layout)
+    valid = dtype == torch.float64 or rho >= 1e-44                    # 0 in float32: rejected (see kl_sparsity)
+    kl = assert_oracle_or_value_error(kl_sparsity, bernoulli_kl, h_, rho, valid=valid, rtol=0.0,
+                                      atol=kl_atol(h_, rho), match=r"rho must be in \(0, 1\)")
     if kl is not None:
-        assert kl.ndim == 0 and torch.isfinite(kl) and kl >= -kl_atol(h, rho)  # saturated units: large, finite
+        assert kl.ndim == 0 and torch.isfinite(kl) and kl >= -kl_atol(h_, rho)  # saturated units: large, finite
         assert kl.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+    if wrong == "rho":                                                 # rho outside (0, 1), NaN
+        args = (h_, data.draw(st.sampled_from([0.0, 1.0, -0.1, 1.5, math.nan])))
+    elif wrong == "outlier" and h.numel():                            # an activation outside [0, 1], NaN
+        h.view(-1)[data.draw(st.integers(0, h.numel() - 1))] = data.draw(st.sampled_from([-0.25, 1.5, math.nan]))
+        args = (as_layout(h.to(dtype), layout), rho)
+    elif wrong == "dtype":
+        args = (h_.to(data.draw(st.sampled_from(NOT_FLOAT))), rho)
+    else:                                                              # no codes
+        args = (h_[:0], rho)
+    assert_value_error(kl_sparsity, *args, match=rf"{CODES_ERROR}|rho must be in \(0, 1\)")
 
 
 @FUZZ
@@ -212,21 +226,22 @@ def numpy_top_k(h, k):
     return torch.from_numpy(np.where(mask, a, 0.0))
 
 
-@fuzz(80)
-@given(data=st.data(), B=st.integers(0, 4), D=st.integers(0, 6), dtype=MOSTLY_FLOAT, layout=layouts,
-       infinities=st.booleans())
-def test_k_sparse_matches_numpy_top_k_and_masks_the_gradient(data, B, D, dtype, layout, infinities):
-    in_range = st.integers(1, D) if D else st.just(1)
-    k = data.draw(st.one_of(in_range, in_range, st.sampled_from([0, -1, D + 1])))
+@counted()
+@fuzz(40)
+@given(data=st.data(), B=st.integers(0, 4), D=st.integers(1, 6), dtype=st.sampled_from(FLOAT_DTYPES + HALF_DTYPES),
+       layout=layouts, infinities=st.booleans(), bad=st.sampled_from(NOT_FLOAT))
+def test_k_sparse_matches_numpy_top_k_and_masks_the_gradient(data, B, D, dtype, layout, infinities, bad):
+    k = data.draw(st.integers(1, D))
     h = data.draw(values((B, D)))                                      # small integers: ties, zeros, negatives
     if infinities and h.numel():
         for _ in range(data.draw(st.integers(1, 3))):
             h.view(-1)[data.draw(st.integers(0, h.numel() - 1))] = data.draw(st.sampled_from([math.inf, -math.inf]))
     h = as_layout(h.to(dtype), layout)
-    valid = dtype.is_floating_point and 1 <= k <= D
-    z = result_or_value_error(k_sparse, h, k, valid=valid, match=rf"{CODES_ERROR}|k must be in 1\.\.{D}\b")
-    if z is None:
-        return
+    match = rf"{CODES_ERROR}|k must be in 1\.\.{D}\b"
+    for wrong in ((h, data.draw(st.sampled_from([0, -1, D + 1]))), (h.to(bad), k)):   # k out of 1..D; not float
+        assert_value_error(k_sparse, *wrong, match=match)
+    assert_value_error(k_sparse, h[:, :0], 1, match=r"k must be in 1\.\.0\b")  # no units to keep
+    z = result_or_value_error(k_sparse, h, k, valid=True)
     assert z.shape == h.shape and z.dtype == h.dtype and not z.isnan().any()
     # the gradient is the kept mask: h.grad = upstream where kept, 0 elsewhere
     leaf = h.detach().requires_grad_(True)
@@ -273,17 +288,18 @@ def seeded_mask(x, p, seed):
     return torch.where(keep, x, torch.zeros((), dtype=x.dtype))
 
 
+@counted()
 @fuzz(40)
-@given(data=st.data(), shape=SHAPES, dtype=any_dtypes, layout=layouts, p=LEVELS | BAD_LEVELS, seed=st.integers(0, 3),
-       inf=st.booleans())
-def test_mask_noise_zeroes_the_drawn_entries(data, shape, dtype, layout, p, seed, inf):
+@given(data=st.data(), shape=SHAPES, dtype=any_dtypes, layout=layouts, p=LEVELS, seed=st.integers(0, 3),
+       inf=st.booleans(), bad_p=BAD_LEVELS)
+def test_mask_noise_zeroes_the_drawn_entries(data, shape, dtype, layout, p, seed, inf, bad_p):
     x = data.draw(grid(shape, 4)) + 0.25                      # no zeros before the corruption
     if inf and x.numel():
         x.view(-1)[0] = math.inf
     x = as_layout(x.to(dtype), layout)
-    valid = 0 <= p <= 1
-    out = assert_oracle_or_value_error(lambda x, p, s: mask_noise(x, p, torch.Generator().manual_seed(s)), seeded_mask,
-                                       x, p, seed, valid=valid, match=r"p must be in \[0, 1\]")
+    masked = lambda x, p, s: mask_noise(x, p, torch.Generator().manual_seed(s))   # noqa: E731
+    assert_value_error(masked, x, bad_p, seed, match=r"p must be in \[0, 1\]")
+    out = assert_oracle_or_value_error(masked, seeded_mask, x, p, seed, valid=True)
     if out is not None:
         assert out.shape == x.shape and out.dtype == x.dtype and not (out.is_floating_point() and out.isnan().any())
         if p == 0:
@@ -292,19 +308,20 @@ def test_mask_noise_zeroes_the_drawn_entries(data, shape, dtype, layout, p, seed
             assert not out.any()
 
 
+@counted()
 @fuzz(40)
 @given(data=st.data(), shape=SHAPES, dtype=any_dtypes, layout=layouts,
-       sigma=st.sampled_from([0.0, 0.5, 2.0]) | st.floats(0, 3) | BAD_LEVELS.filter(lambda s: not 0 <= s <= 1),
-       seed=st.integers(0, 3))
-def test_gaussian_noise_adds_sigma_times_the_drawn_noise(data, shape, dtype, layout, sigma, seed):
+       sigma=st.sampled_from([0.0, 0.5, 2.0]) | st.floats(0, 3), seed=st.integers(0, 3),
+       bad_sigma=st.sampled_from([-0.1, math.nan, -math.inf, math.inf]))
+def test_gaussian_noise_adds_sigma_times_the_drawn_noise(data, shape, dtype, layout, sigma, seed, bad_sigma):
     x = as_layout(data.draw(grid(shape, 4)).to(dtype), layout)
     def oracle(x, s, seed):                                            # x~ = x + sigma * eps, the same eps
         return x.double() + s * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)).double()
 
-    valid = 0 <= sigma < math.inf
-    out = assert_oracle_or_value_error(lambda x, s, seed: gaussian_noise(x, s, torch.Generator().manual_seed(seed)),
-                                       oracle, x, sigma, seed, valid=valid, match=r"sigma must be a finite number >= 0",
-                                       rtol=1.3e-6, atol=1e-5 * (1 + sigma) if valid else None)  # eps is float32
+    noisy = lambda x, s, seed: gaussian_noise(x, s, torch.Generator().manual_seed(seed))  # noqa: E731
+    assert_value_error(noisy, x, bad_sigma, seed, match=r"sigma must be a finite number >= 0")
+    out = assert_oracle_or_value_error(noisy, oracle, x, sigma, seed, valid=True,
+                                       rtol=1.3e-6, atol=1e-5 * (1 + sigma))  # eps is float32
     if out is not None:
         assert out.shape == x.shape and out.dtype == torch.promote_types(x.dtype, torch.float32)
 
@@ -312,16 +329,18 @@ def test_gaussian_noise_adds_sigma_times_the_drawn_noise(data, shape, dtype, lay
 # ---------------------------------------------------------------------------------------------- fraction active
 
 
-@fuzz(40)
-@given(data=st.data(), shape=st.tuples(st.integers(0, 4), st.integers(0, 4)) | SHAPES, dtype=any_dtypes,
-       layout=layouts, threshold=st.sampled_from([0.1, 0.0, 0.25, 0.5, 1.0, -1.0, math.nan]))
-def test_fraction_active_matches_numpy(data, shape, dtype, layout, threshold):
+@counted()
+@fuzz(20)
+@given(data=st.data(), shape=st.tuples(st.integers(1, 4), st.integers(1, 4)), dtype=any_dtypes, layout=layouts,
+       threshold=st.sampled_from([0.1, 0.0, 0.25, 0.5, 1.0, -1.0, math.nan]),
+       bad_shape=SHAPES.filter(lambda s: len(s) != 2 or 0 in s))
+def test_fraction_active_matches_numpy(data, shape, dtype, layout, threshold, bad_shape):
     h = (data.draw(grid(shape, 8)) * 2 - 0.5)                  # k/4 - 1/2: ties with the thresholds
     h = as_layout(h.to(dtype), layout)
     oracle = lambda h, t: float(np.mean(h.double().numpy() > t))       # noqa: E731
-    frac = assert_oracle_or_value_error(fraction_active, oracle, h, threshold, valid=len(shape) == 2 and h.numel() > 0,
-                                        match=CODES_ERROR)
-    assert frac is None or isinstance(frac, float)
+    frac = assert_oracle_or_value_error(fraction_active, oracle, h, threshold, valid=True)
+    assert isinstance(frac, float)
+    assert_value_error(fraction_active, torch.zeros(bad_shape, dtype=dtype), threshold, match=CODES_ERROR)
 
 
 # ---------------------------------------------------------------------------------------------- Jacobians
@@ -354,25 +373,24 @@ def small_encoder(kind: str, features: int, D: int, dtype: torch.dtype, seed: in
     return ((lambda x: act(mlp(x))) if act else mlp), params
 
 
-@fuzz(60)
+@counted()
+@fuzz(40)
 @given(data=st.data(), B=st.integers(0, 3),
        feature_shape=st.lists(st.integers(1, 3), min_size=1, max_size=2).map(tuple),
-       D=st.integers(0, 4), kind=st.sampled_from(ENCODERS), dtype=st.sampled_from(FLOAT_DTYPES * 3 + NOT_FLOAT),
-       layout=layouts, chunk=st.sampled_from([1, 2, 3, 64, 0, -1]), no_grad=st.booleans(), seed=st.integers(0, 2))
+       D=st.integers(0, 4), kind=st.sampled_from(ENCODERS), dtype=st.sampled_from(FLOAT_DTYPES),
+       layout=layouts, chunk=st.sampled_from([1, 2, 3, 64]), no_grad=st.booleans(), seed=st.integers(0, 2),
+       bad=st.sampled_from(NOT_FLOAT), bad_chunk=st.sampled_from([0, -1]))
 def test_jacobian_sq_norms_and_contractive_penalty_match_jacrev(data, B, feature_shape, D, kind, dtype, layout, chunk,
-                                                               no_grad, seed):
+                                                               no_grad, seed, bad, bad_chunk):
     features = math.prod(feature_shape)
-    module_dtype = dtype if dtype in FLOAT_DTYPES else torch.float64
-    encoder, params = small_encoder(kind, features, D, module_dtype, seed)
+    encoder, params = small_encoder(kind, features, D, dtype, seed)
     x = as_layout(data.draw(values((B, *feature_shape))).to(dtype), layout)
-    valid = dtype in FLOAT_DTYPES and chunk >= 1
     match = r"expected floating-point inputs x \(B, \.\.\.\)|chunk must be an int >= 1"
+    for wrong_x, wrong_chunk in ((x.to(bad), chunk), (x, bad_chunk)):  # integer or bool inputs; chunk < 1
+        assert_value_error(lambda: jacobian_sq_norms(encoder, wrong_x, chunk=wrong_chunk), match=match)
     with torch.no_grad() if no_grad else torch.enable_grad():          # the kernel enables gradients itself
         norms = assert_oracle_or_value_error(lambda e, x: jacobian_sq_norms(e, x, chunk=chunk),
-                                             lambda e, x: jacrev_sq_norms(e, x.detach()), encoder, x,
-                                             valid=valid, match=match)
-    if norms is None:
-        return
+                                             lambda e, x: jacrev_sq_norms(e, x.detach()), encoder, x, valid=True)
     assert norms.shape == (B,) and norms.dtype == x.dtype
     if B == 0:
         assert_value_error(contractive_penalty, encoder, x, match=r"expected a non-empty batch x \(B, \.\.\.\)")
@@ -399,21 +417,23 @@ def test_jacobian_sq_norms_checks_the_encoder_and_x(data, B):
                        match=r"expected inputs x of shape \(B, \.\.\.\)")
 
 
-@fuzz(40)
-@given(data=st.data(), B=st.integers(0, 4), D=st.integers(0, 4), D_in=st.integers(0, 4),
-       dtypes=st.tuples(st.sampled_from(FLOAT_DTYPES * 3 + NOT_FLOAT), float_dtypes), layout=layouts,
-       wrong=st.booleans())
+@counted()
+@fuzz(20)
+@given(data=st.data(), B=st.integers(1, 4), D=st.integers(0, 4), D_in=st.integers(0, 4),
+       dtypes=st.tuples(float_dtypes, float_dtypes), layout=layouts,
+       wrong=st.sampled_from(["W shape", "W shape", "empty", "dtype"]))
 def test_sigmoid_contractive_penalty_is_jacrev_of_a_sigmoid_layer(data, B, D, D_in, dtypes, layout, wrong):
     W, b = data.draw(values((D, D_in), bound=2.0)), data.draw(values((D,), bound=2.0))
     x = data.draw(images((B, D_in)))
     layer = lambda x: torch.sigmoid(x @ W.T + b)                      # noqa: E731  (float64)
     h = layer(x).to(dtypes[0])
     W_in = as_layout(W.to(dtypes[1]), layout)
-    if wrong:
-        W_in = torch.zeros(data.draw(wrong_shape((D, None))), dtype=dtypes[1])
-    valid = dtypes[0] in FLOAT_DTYPES and B >= 1 and not wrong
     assert_oracle_or_value_error(sigmoid_contractive_penalty, lambda h, W: jacrev_sq_norms(layer, x).mean(), h, W_in,
-                                 valid=valid, match=r"expected .*h \(B, D\)", **tol_of(h, W_in))
+                                 valid=True, **tol_of(h, W_in))
+    bad = {"W shape": lambda: (h, torch.zeros(data.draw(wrong_shape((D, None))), dtype=dtypes[1])),
+           "empty": lambda: (h[:0], W_in),                             # no codes
+           "dtype": lambda: (h.to(data.draw(st.sampled_from(NOT_FLOAT))), W_in)}[wrong]()
+    assert_value_error(sigmoid_contractive_penalty, *bad, match=r"expected .*h \(B, D\)")
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -463,78 +483,86 @@ def reference_terms(model, x, x_in, beta, rho, lam):
     return terms
 
 
-IMAGE_SHAPES = (st.tuples(st.integers(0, 3), st.just(1), st.just(28), st.just(28))
-                | st.tuples(st.integers(1, 3), st.just(1), st.just(28), st.just(28))
-                | st.tuples(st.integers(0, 3), st.just(784))
-                | st.sampled_from([(2, 4, 14, 14), (2, 28, 28), (2, 784, 1), (784,), (), (2, 1, 14, 14)])
-                | wrong_shape((None, 1, 28, 28)))
+IMAGE_SHAPES = st.tuples(st.integers(0, 3), st.just(1), st.just(28), st.just(28)) | st.tuples(st.integers(0, 3),
+                                                                                               st.just(784))
 NON_EMPTY = (st.tuples(st.integers(1, 3), st.just(1), st.just(28), st.just(28))
              | st.tuples(st.integers(1, 3), st.just(784)))
-IMAGE_DTYPES = st.sampled_from([torch.float32] * 12 + [torch.float64] + ODD_DTYPES)
+BAD_IMAGE_SHAPES = (st.sampled_from([(2, 4, 14, 14), (2, 28, 28), (2, 784, 1), (784,), (), (2, 1, 14, 14)])
+                    | wrong_shape((None, 1, 28, 28)))
+BAD_IMAGE_DTYPES = st.sampled_from([torch.float64] + ODD_DTYPES)      # the models are float32
 
 
 def image_batch(data, shape, dtype, layout):
     return as_layout(data.draw(grid(shape, 8)).to(dtype), layout)
 
 
-def is_image_batch(x) -> bool:
-    return x.dtype == torch.float32 and (x.shape[1:] == (1, 28, 28) or (x.ndim == 2 and x.shape[1] == 784))
+@st.composite
+def bad_images(draw, x: torch.Tensor):
+    """Not a batch of images for the float32 models: another shape (784 pixels per image included), or x in
+    another dtype."""
+    if draw(st.booleans()):
+        return draw(grid(draw(BAD_IMAGE_SHAPES), 8)).float()
+    return x.to(draw(BAD_IMAGE_DTYPES))
 
 
-@fuzz(50)
-@given(data=st.data(), kind=st.sampled_from(["sigmoid", "mlp", "k-sparse"]), shape=IMAGE_SHAPES, dtype=IMAGE_DTYPES,
-       layout=layouts, batch_size=st.sampled_from([1, 2, 3, 1000, 0, -1]))
-def test_encode_encode_all_and_decode_check_image_shapes(data, kind, shape, dtype, layout, batch_size):
+@counted()
+@fuzz(30)
+@given(data=st.data(), kind=st.sampled_from(["sigmoid", "mlp", "k-sparse"]), shape=IMAGE_SHAPES, layout=layouts,
+       batch_size=st.sampled_from([1, 2, 3, 1000]), bad_batch_size=st.sampled_from([0, -1]))
+def test_encode_encode_all_and_decode_check_image_shapes(data, kind, shape, layout, batch_size, bad_batch_size):
     model = small_model(kind).eval()
-    x = image_batch(data, shape, dtype, layout)
-    valid = is_image_batch(x)
+    x = image_batch(data, shape, torch.float32, layout)
     with torch.no_grad():
-        h = assert_oracle_or_value_error(model.encode, functools.partial(reference_encode, model), x, valid=valid,
-                                         match=IMAGE_ERROR)
+        h = assert_oracle_or_value_error(model.encode, functools.partial(reference_encode, model), x, valid=True)
         assert_oracle_or_value_error(lambda x: encode_all(model, x, batch_size),
-                                     functools.partial(reference_encode, model), x, valid=valid and batch_size >= 1,
-                                     match=rf"{IMAGE_ERROR}|batch_size must be")
-        if h is not None:
-            assert h.shape == (len(x), 4)
-            assert_oracle_or_value_error(model.decode, lambda h: reference_forward(model, x), h, valid=True)
-            bad = torch.zeros(data.draw(wrong_shape((None, 4))))
-            assert_value_error(model.decode, bad, match=r"expected codes h of shape \(B, 4\)")
-            assert_value_error(model.decode, h.double(), match=r"expected codes h of shape \(B, 4\)")
+                                     functools.partial(reference_encode, model), x, valid=True)
+        assert h.shape == (len(x), 4)
+        assert_oracle_or_value_error(model.decode, lambda h: reference_forward(model, x), h, valid=True)
+        bad = data.draw(bad_images(x))
+        assert_value_error(model.encode, bad, match=IMAGE_ERROR)
+        assert_value_error(encode_all, model, bad, batch_size, match=IMAGE_ERROR)
+        assert_value_error(encode_all, model, x, bad_batch_size, match=r"batch_size must be")
+        assert_value_error(model.decode, torch.zeros(data.draw(wrong_shape((None, 4)))),
+                           match=r"expected codes h of shape \(B, 4\)")
+        assert_value_error(model.decode, h.double(), match=r"expected codes h of shape \(B, 4\)")
 
 
-@fuzz(50)
-@given(data=st.data(), kind=st.sampled_from(["sigmoid", "mlp", "k-sparse"]),
-       shape=st.one_of(NON_EMPTY, NON_EMPTY, IMAGE_SHAPES), dtype=IMAGE_DTYPES, layout=layouts,
-       denoising=st.sampled_from(["none", "same"] * 3 + ["other batch", "other shape"]),
+@counted()
+@fuzz(25)
+@given(data=st.data(), kind=st.sampled_from(["sigmoid", "mlp", "k-sparse"]), shape=NON_EMPTY, layout=layouts,
+       denoising=st.sampled_from(["none", "same"]),
        penalties=st.sampled_from([{}, dict(beta=0.5, rho=0.1), dict(lam=0.1), dict(beta=0.2, rho=0.3, lam=0.05)]),
-       batch_size=st.sampled_from([1, 2, 3, 1000, 0]))
-def test_loss_terms_reconstruction_mse_and_train_step_check_their_images(data, kind, shape, dtype, layout, denoising,
-                                                                        penalties, batch_size):
+       batch_size=st.sampled_from([1, 2, 3, 1000]),
+       wrong=st.sampled_from(["x", "x", "empty", "other batch", "other shape", "batch_size"]))
+def test_loss_terms_reconstruction_mse_and_train_step_check_their_images(data, kind, shape, layout, denoising,
+                                                                        penalties, batch_size, wrong):
     model = small_model(kind)
-    x = image_batch(data, shape, dtype, layout)
-    x_in = {"none": None, "same": lambda: mask_noise(x, 0.5, torch.Generator().manual_seed(0)),
-            "other batch": lambda: torch.rand(len(x) + 1, 784) if x.ndim else None,
-            "other shape": lambda: torch.rand(len(x) if x.ndim else 1, 1, 14, 14)}[denoising]
-    x_in = x_in() if callable(x_in) else x_in
-    pair_ok = is_image_batch(x) and (x_in is None or (is_image_batch(x_in) and len(x_in) == len(x)))
+    x = image_batch(data, shape, torch.float32, layout)
+    x_in = mask_noise(x, 0.5, torch.Generator().manual_seed(0)) if denoising == "same" else None
     if kind != "sigmoid" and "beta" in penalties:
         penalties = {**penalties, "beta": 0.0}                          # ReLU or linear codes are not probabilities
-    valid = pair_ok and len(x) >= 1
     match = rf"{IMAGE_ERROR}|expected x and x_in with the same number of images|expected a non-empty batch"
     model.eval()
-    terms = assert_oracle_or_value_error(lambda *a: loss_terms(model, *a, **penalties),
-                                         lambda *a: reference_terms(model, *a, **{"beta": 0.0, "rho": 0.05, "lam": 0.0,
-                                                                                  **penalties}),
-                                         x, x_in, valid=valid, match=match, atol=1e-5)
+    assert_oracle_or_value_error(lambda *a: loss_terms(model, *a, **penalties),
+                                 lambda *a: reference_terms(model, *a, **{"beta": 0.0, "rho": 0.05, "lam": 0.0,
+                                                                          **penalties}),
+                                 x, x_in, valid=True, atol=1e-5)
     assert_oracle_or_value_error(lambda x, x_in: reconstruction_mse(model, x, x_in, batch_size),
                                  lambda x, x_in: reference_terms(model, x, x_in, 0.0, 0.05, 0.0)["mse"].item(), x, x_in,
-                                 valid=valid and batch_size >= 1,
-                                 match=rf"{match}|expected at least one image|batch_size",
-                                 rtol=1e-5, atol=1e-7)
-    if terms is None:                                                  # a rejected batch leaves the model untouched
-        before = [p.detach().clone() for p in model.parameters()]
+                                 valid=True, rtol=1e-5, atol=1e-7)
+    # a batch to reject: no images for one of x and x_in, or not the same number, or no batch at all
+    bad = {"x": lambda: (data.draw(bad_images(x)), None), "empty": lambda: (x[:0], None if x_in is None else x_in[:0]),
+           "other batch": lambda: (x, torch.rand(len(x) + 1, 784)), "other shape": lambda: (x, torch.rand(len(x), 1, 14,
+                                                                                                           14)),
+           "batch_size": lambda: (x, x_in)}[wrong]()
+    if wrong == "batch_size":
+        assert_value_error(reconstruction_mse, model, x, x_in, 0, match=r"batch_size")
+    else:
+        assert_value_error(lambda: loss_terms(model, *bad, **penalties), match=match)
+        assert_value_error(reconstruction_mse, model, *bad, batch_size, match=rf"{match}|expected at least one image")
+        before = [p.detach().clone() for p in model.parameters()]      # a rejected batch leaves the model untouched
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-        assert_value_error(lambda: train_step(model, optimizer, x, x_in, **penalties), match=match)
+        assert_value_error(lambda: train_step(model, optimizer, *bad, **penalties), match=match)
         assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 

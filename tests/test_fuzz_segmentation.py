@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.ops as tv_ops
+from fuzz_stats import counted, record
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -54,8 +55,8 @@ from course_lib.detection.seg_metrics import (
 
 REDUCED = [torch.float16, torch.bfloat16]
 NOT_FLOAT = [torch.int64, torch.uint8, torch.bool]
-feature_dtypes = st.sampled_from(FLOAT_DTYPES + REDUCED + NOT_FLOAT)
 BATCH_ERROR = r"expected .*batch ind.*\[0, N\)"
+FEATURES_ERROR = r"expected features .*\(N, C, H, W\) float"
 
 
 def randn(shape, seed: int, dtype=torch.float64) -> torch.Tensor:
@@ -76,8 +77,8 @@ CORNER = st.one_of(st.integers(-8, 40).map(lambda v: v / 4), st.floats(-4, 12, a
 @st.composite
 def roi_case(draw, max_k: int = 6):
     """features (N, C, H, W) float64 (H, W >= 1), rois (K, 5) float64 in image pixels (corners from a few cells
-    outside the map to well inside it; zero-size and inverted boxes; integer or fractional batch indices, some
-    out of range), spatial_scale, output_size, sampling_ratio, aligned."""
+    outside the map to well inside it; zero-size and inverted boxes; integer or fractional batch indices in
+    [0, N)), spatial_scale, output_size, sampling_ratio, aligned."""
     N, C = draw(st.integers(1, 3)), draw(st.sampled_from([0, 1, 3]))
     H, W = draw(st.integers(1, 7)), draw(st.integers(1, 7))
     scale = draw(st.sampled_from([1.0, 0.5, 0.25]))
@@ -91,16 +92,18 @@ def roi_case(draw, max_k: int = 6):
     elif shape == "zero-size":
         corners[:, 2:] = corners[:, :2]
     index = draw(st.lists(st.sampled_from([float(i) for i in range(N)] + [0.5]), min_size=K, max_size=K))
-    if K and draw(st.integers(0, 5)) == 0:
-        index[draw(st.integers(0, K - 1))] = draw(st.sampled_from([-1.0, float(N), N + 2.0, math.nan]))
     rois = torch.cat([torch.tensor(index, dtype=torch.float64)[:, None], torch.from_numpy(corners)], 1)
     output_size = draw(st.one_of(st.integers(1, 4), st.tuples(st.integers(1, 4), st.integers(1, 4))))
     return (randn((N, C, H, W), draw(st.integers(0, 2**16))), rois, scale, output_size,
             draw(st.sampled_from([-1, 0, 1, 2, 3])), draw(st.booleans()))
 
 
-def in_range(rois: torch.Tensor, N: int) -> bool:
-    return bool(((rois[:, 0] >= 0) & (rois[:, 0] < N)).all())     # NaN: False
+@st.composite
+def out_of_range(draw, rois: torch.Tensor, N: int) -> torch.Tensor:
+    """rois (K >= 1, 5) with one batch index out of [0, N) (the oracle would read out of bounds)."""
+    rois = rois.clone()
+    rois[draw(st.integers(0, len(rois) - 1)), 0] = draw(st.sampled_from([-1.0, float(N), N + 2.0, math.nan]))
+    return rois
 
 
 def as_list(rois: torch.Tensor, N: int) -> list[torch.Tensor]:
@@ -129,65 +132,69 @@ def tv_roi_align(features, rois, output_size, spatial_scale, sampling_ratio, ali
     return out.to(features.dtype if features.dtype != dtype else dtype)
 
 
-@fuzz(120)
-@given(case=roi_case(), dtype=feature_dtypes, layout=layouts, box_dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]),
-       form=st.sampled_from(["rois", "list"]))
-def test_roi_align_matches_torchvision(case, dtype, layout, box_dtype, form):
+@counted()
+@fuzz(70)
+@given(case=roi_case(), dtype=st.sampled_from(FLOAT_DTYPES + REDUCED), layout=layouts, data=st.data(),
+       box_dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), form=st.sampled_from(["rois", "list"]),
+       bad=st.sampled_from(NOT_FLOAT))
+def test_roi_align_matches_torchvision(case, dtype, layout, data, box_dtype, form, bad):
     features, rois, scale, output_size, sampling_ratio, aligned = case
     N = len(features)
     features = as_layout(features.to(dtype), layout)
+    outside = data.draw(out_of_range(rois, N)) if len(rois) else None
     for kernel in (roi_align, roi_align_points):
-        if dtype in NOT_FLOAT:
-            assert_value_error(kernel, features, rois, output_size, match=r"expected features .*\(N, C, H, W\) float")
-        elif not in_range(rois, N):                                  # the oracle would read out of bounds
-            assert_value_error(kernel, features, rois.to(box_dtype), output_size, scale, sampling_ratio, aligned,
+        assert_value_error(kernel, features.to(bad), rois, output_size, match=FEATURES_ERROR)
+        if outside is not None:                                        # the oracle would read out of bounds
+            assert_value_error(kernel, features, outside.to(box_dtype), output_size, scale, sampling_ratio, aligned,
                                match=BATCH_ERROR)
-        else:
-            rois_ = rois.clone()                                       # (K, 5): fractional indices truncate
-            if form == "list":                                          # the list form has whole indices only
-                rois_[:, 0] = rois_[:, 0].floor()
-                rois_ = rois_[rois_[:, 0].argsort(stable=True)]
-            boxes_ = as_list(rois_, N) if form == "list" else as_layout(rois_, layout)
-            boxes_ = [b.to(box_dtype) for b in boxes_] if form == "list" else boxes_.to(box_dtype)
-            got = kernel(features, boxes_, output_size, scale, sampling_ratio, aligned)
-            assert got.dtype == features.dtype
-            assert_same(got, tv_roi_align(features, rois_.to(box_dtype), output_size, scale, sampling_ratio, aligned))
+        record("oracle", kernel.__name__)
+        rois_ = rois.clone()                                           # (K, 5): fractional indices truncate
+        if form == "list":                                             # the list form has whole indices only
+            rois_[:, 0] = rois_[:, 0].floor()
+            rois_ = rois_[rois_[:, 0].argsort(stable=True)]
+        boxes_ = as_list(rois_, N) if form == "list" else as_layout(rois_, layout)
+        boxes_ = [b.to(box_dtype) for b in boxes_] if form == "list" else boxes_.to(box_dtype)
+        got = kernel(features, boxes_, output_size, scale, sampling_ratio, aligned)
+        assert got.dtype == features.dtype                             # and the tolerance is that of the features
+        assert_same(got, tv_roi_align(features, rois_.to(box_dtype), output_size, scale, sampling_ratio, aligned))
 
 
+@counted(rejects=False)
 @fuzz(40)
 @given(case=roi_case(max_k=4), layout=layouts)
 def test_roi_align_gradient_matches_torchvision(case, layout):
     features, rois, scale, output_size, sampling_ratio, aligned = case
-    if not in_range(rois, len(features)):
-        return
     features = as_layout(features, layout).requires_grad_(True)
     theirs = tv_roi_align(features, rois, output_size, scale, sampling_ratio, aligned)
     upstream = randn(theirs.shape, 1)
     grad_theirs, = torch.autograd.grad((theirs * upstream).sum(), features)
     for kernel in (roi_align, roi_align_points):
+        record("oracle", kernel.__name__)
         grad, = torch.autograd.grad((kernel(features, rois, output_size, scale, sampling_ratio, aligned)
                                      * upstream).sum(), features)
         assert_same(grad, grad_theirs)
 
 
-@fuzz(80)
-@given(case=roi_case(), dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16] + NOT_FLOAT), layout=layouts,
-       form=st.sampled_from(["rois", "list"]))
-def test_roi_pool_matches_torchvision(case, dtype, layout, form):
+@counted()
+@fuzz(50)
+@given(case=roi_case(), dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]), layout=layouts, data=st.data(),
+       form=st.sampled_from(["rois", "list"]), bad=st.sampled_from(NOT_FLOAT))
+def test_roi_pool_matches_torchvision(case, dtype, layout, data, form, bad):
     features, rois, scale, output_size, _, _ = case
     N = len(features)
     features = as_layout(features.to(dtype), layout)
-    if dtype in NOT_FLOAT:
-        assert_value_error(roi_pool, features, rois, output_size, match=r"expected features .*\(N, C, H, W\) float")
-    elif not in_range(rois, N):
-        assert_value_error(roi_pool, features, rois, output_size, scale, match=BATCH_ERROR)
-    else:
-        rois = rois.to(dtype)                                      # torchvision wants the features' dtype
-        if form == "list":
-            rois[:, 0] = rois[:, 0].floor()
-            rois = rois[rois[:, 0].argsort(stable=True)]
-        boxes_ = as_list(rois, N) if form == "list" else rois
-        assert_same(roi_pool(features, boxes_, output_size, scale), tv_ops.roi_pool(features, rois, output_size, scale))
+    assert_value_error(roi_pool, features.to(bad), rois, output_size, match=FEATURES_ERROR)
+    if len(rois):
+        assert_value_error(roi_pool, features, data.draw(out_of_range(rois, N)), output_size, scale, match=BATCH_ERROR)
+    record("oracle", "roi_pool")
+    rois = rois.to(dtype)                                              # torchvision wants the features' dtype
+    if form == "list":
+        rois[:, 0] = rois[:, 0].floor()
+        rois = rois[rois[:, 0].argsort(stable=True)]
+    boxes_ = as_list(rois, N) if form == "list" else rois
+    got = roi_pool(features, boxes_, output_size, scale)
+    assert got.dtype == features.dtype                                 # and the tolerance is that of the features
+    assert_same(got, tv_ops.roi_pool(features, rois, output_size, scale))
 
 
 @FUZZ
@@ -210,15 +217,17 @@ def test_roi_kernels_reject_bad_inputs(data):
         assert_value_error(kernel, torch.zeros(0, 3, 5, 6), rois, 2, match=BATCH_ERROR)
 
 
+@counted()
 @FUZZ
-@given(case=roi_case(), box_dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16, torch.int64]), dtype=feature_dtypes)
-def test_as_rois_forms_agree(case, box_dtype, dtype):
+@given(case=roi_case(), box_dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16, torch.int64]),
+       dtype=st.sampled_from(FLOAT_DTYPES + REDUCED), data=st.data(), bad=st.sampled_from(NOT_FLOAT))
+def test_as_rois_forms_agree(case, box_dtype, dtype, data, bad):
     features, rois, *_ = case
     features = features.to(dtype)
-    if dtype in NOT_FLOAT:
-        return assert_value_error(as_rois, rois, features)
-    if not in_range(rois, len(features)):
-        return assert_value_error(as_rois, rois, features, match=BATCH_ERROR)
+    assert_value_error(as_rois, rois, features.to(bad))
+    if len(rois):
+        assert_value_error(as_rois, data.draw(out_of_range(rois, len(features))), features, match=BATCH_ERROR)
+    record("oracle", "as_rois")
     rois[:, 0] = rois[:, 0].floor()
     rois = rois[rois[:, 0].argsort(stable=True)].to(box_dtype)
     expected = rois.to(dtype)
@@ -231,6 +240,7 @@ def test_as_rois_forms_agree(case, box_dtype, dtype):
 # ------------------------------------------------------------------------------- RoIAlign's parts
 
 
+@counted()
 @fuzz(80)
 @given(N=st.integers(1, 3), C=st.integers(0, 3), H=st.integers(1, 6), W=st.integers(1, 6), K=st.integers(0, 4),
        P=st.integers(0, 5), data=st.data(), dtype=st.sampled_from(FLOAT_DTYPES), layout=layouts,
@@ -259,6 +269,7 @@ def test_bilinear_matches_torchvision_at_single_points(N, C, H, W, K, P, data, d
     assert_value_error(bilinear, features[:, :, :0], index, y, x)
 
 
+@counted()
 @FUZZ
 @given(K=st.integers(0, 4), bins=st.integers(1, 4), data=st.data(), dtype=st.sampled_from(FLOAT_DTYPES))
 def test_sample_points_and_interpolation_matrix_match_loops(K, bins, data, dtype):
@@ -333,17 +344,19 @@ def box_on(data, K: int, H: int, W: int) -> torch.Tensor:
     return torch.cat([b[:, :2].minimum(b[:, 2:]), b[:, :2].maximum(b[:, 2:])], 1)
 
 
-@fuzz(80)
+@counted()
+@fuzz(50)
 @given(masks=gt_masks(), data=st.data(), size=st.integers(1, 28), box_dtype=st.sampled_from(
        FLOAT_DTYPES + [torch.float16, torch.int64]), layout=layouts)
 def test_mask_targets_are_thresholded_torchvision_roi_align(masks, data, size, box_dtype, layout):
     G, H, W = masks.shape
-    P = data.draw(st.integers(0, 5))
+    P = data.draw(st.integers(0, 5) if G else st.just(0))              # no ground truth: no RoI can match one
     rois = as_layout(box_on(data, P, H, W).to(box_dtype), layout)
     matched = torch.tensor(data.draw(indices(G, P)), dtype=torch.int64)
-    if G == 0 and P:
-        return assert_value_error(mr.mask_targets, masks, rois, matched, size, match=r"expected matched .*\[0, G\)")
+    if P:
+        assert_value_error(mr.mask_targets, masks[:0], rois, matched, size, match=r"expected matched .*\[0, G\)")
     got = mr.mask_targets(masks, rois, matched, size)
+    record("oracle", "mask_targets")
     assert got.shape == (P, size, size) and got.dtype == torch.float32
     # the oracle in float64: a pixel whose RoIAlign value is 0.5 up to float32 rounding may fall either side
     rows = torch.cat([matched[:, None].double(), rois.to(torch.float32).double()], 1)
@@ -361,6 +374,7 @@ def test_mask_targets_are_thresholded_torchvision_roi_align(masks, data, size, b
 # ------------------------------------------------------------------------------------------- mask loss
 
 
+@counted()
 @fuzz(80)
 @given(masks=gt_masks(), data=st.data(), C=st.integers(1, 4), M=st.integers(1, 14),
        dtype=st.sampled_from(FLOAT_DTYPES + REDUCED), target_dtype=st.sampled_from(FLOAT_DTYPES + [torch.float16]),
@@ -372,7 +386,7 @@ def test_mask_loss_matches_torchvision_maskrcnn_loss(masks, data, C, M, dtype, t
     P = data.draw(st.integers(0, 5)) if G else 0
     proposals = box_on(data, P, H, W).float()
     matched = torch.tensor(data.draw(indices(G, P)), dtype=torch.int64)
-    gt_labels = torch.tensor(data.draw(st.lists(st.integers(0, C), min_size=G, max_size=G)), dtype=torch.int64)
+    gt_labels = torch.tensor(data.draw(st.lists(st.integers(1, C), min_size=G, max_size=G)), dtype=torch.int64)
     logits = as_layout(randn((P, C + 1, M, M), data.draw(st.integers(0, 2**16)), dtype), layout)
     targets = project_masks_on_boxes(masks.float(), proposals, matched, M).to(target_dtype)   # (P, M, M) soft
     labels = gt_labels[matched]
@@ -387,11 +401,13 @@ def test_mask_loss_matches_torchvision_maskrcnn_loss(masks, data, C, M, dtype, t
             warnings.simplefilter("ignore")
             return maskrcnn_loss(logits.double(), [proposals], [masks.double()], [gt_labels], [matched]).to(result)
 
-    valid = bool((labels >= 1).all())                               # label 0 = background: ours has no mask for it
-    got = assert_oracle_or_value_error(lambda: mr.mask_loss(logits[:, 1:], labels, targets), oracle, valid=valid,
-                                       match=r"expected labels \(P,\) in 1\.\.C")
-    if got is not None:
-        assert got.dtype == result and got.ndim == 0
+    got = assert_oracle_or_value_error(lambda: mr.mask_loss(logits[:, 1:], labels, targets), oracle, valid=True,
+                                       dtype=result)
+    assert got.ndim == 0
+    if P:                                                           # label 0 = background: ours has no mask for it
+        background = labels.clone()
+        background[data.draw(st.integers(0, P - 1))] = 0
+        assert_value_error(mr.mask_loss, logits[:, 1:], background, targets, match=r"expected labels \(P,\) in 1\.\.C")
 
 
 @FUZZ
@@ -430,20 +446,22 @@ def reference_paste(masks, boxes_, height, width):
     return torch.from_numpy(out).to(masks.dtype)
 
 
-@fuzz(80)
+@counted()
+@fuzz(50)
 @given(data=st.data(), D=st.integers(0, 3), Mh=st.integers(1, 6), Mw=st.integers(1, 6), height=st.integers(0, 9),
-       width=st.integers(0, 9), dtype=st.sampled_from(FLOAT_DTYPES + REDUCED + NOT_FLOAT), layout=layouts,
-       box_dtype=st.sampled_from(FLOAT_DTYPES + [torch.int64]))
-def test_paste_masks_matches_its_bilinear_loop(data, D, Mh, Mw, height, width, dtype, layout, box_dtype):
+       width=st.integers(0, 9), dtype=st.sampled_from(FLOAT_DTYPES + REDUCED), layout=layouts,
+       box_dtype=st.sampled_from(FLOAT_DTYPES + [torch.int64]), not_float=st.sampled_from(NOT_FLOAT))
+def test_paste_masks_matches_its_bilinear_loop(data, D, Mh, Mw, height, width, dtype, layout, box_dtype, not_float):
     masks = as_layout(torch.rand(D, Mh, Mw, generator=torch.Generator().manual_seed(data.draw(st.integers(0, 99))),
                                  dtype=torch.float64).to(dtype), layout)
     boxes_ = box_on(data, D, max(height, 1), max(width, 1)).to(box_dtype)
     if data.draw(st.booleans()):                          # degenerate: zero-size boxes on the half-pixel grid
         boxes_[:, 2:] = boxes_[:, :2] = boxes_[:, :2].mul(2).round().div(2)
-    got = assert_oracle_or_value_error(mr.paste_masks, reference_paste, masks, boxes_, height, width,
-                                       valid=dtype not in NOT_FLOAT, match=r"expected masks \(D, M, M\) float")
-    if got is not None:
-        assert got.dtype == dtype and got.shape == (D, height, width)
+    got = assert_oracle_or_value_error(mr.paste_masks, reference_paste, masks, boxes_, height, width, valid=True,
+                                       dtype=dtype)
+    assert got.shape == (D, height, width)
+    assert_value_error(mr.paste_masks, masks.to(not_float), boxes_, height, width,
+                       match=r"expected masks \(D, M, M\) float")
     assert_value_error(mr.paste_masks, torch.zeros(D, 0, Mw), boxes_, height, width)
     bad_boxes = torch.zeros(data.draw(wrong_shape((D, 4))))
     assert_value_error(mr.paste_masks, torch.zeros(D, Mh, Mw), bad_boxes, height, width)
@@ -466,6 +484,7 @@ def small_model() -> mr.MaskRCNN:
     return MODEL
 
 
+@counted()
 @fuzz(50)
 @given(data=st.data(), P=st.integers(0, 40), G=st.integers(0, 4), seed=st.integers(0, 99))
 def test_sample_rois_labels_by_the_best_iou_and_keeps_the_sampling_budget(data, P, G, seed):
@@ -479,6 +498,7 @@ def test_sample_rois_labels_by_the_best_iou_and_keeps_the_sampling_budget(data, 
                                                   dtype=torch.int64)}
     torch.manual_seed(seed)
     rois, labels, matched = model.sample_rois(proposals, target)
+    record("oracle", "sample_rois")
     R = len(rois)
     assert labels.shape == matched.shape == (R,) and rois.shape == (R, 4)
     assert R <= mr.ROI["batch_size_per_image"]
@@ -499,6 +519,7 @@ def test_sample_rois_labels_by_the_best_iou_and_keeps_the_sampling_budget(data, 
     assert_value_error(model.sample_rois, proposals, dict(target, boxes=torch.zeros(data.draw(wrong_shape((G, 4))))))
 
 
+@counted(rejects=False)
 @fuzz(50)
 @given(data=st.data(), counts=st.lists(st.integers(0, 12), min_size=1, max_size=3), seed=st.integers(0, 99))
 def test_detect_boxes_and_predict_masks_match_torchvisions_postprocessing(data, counts, seed):
@@ -515,6 +536,7 @@ def test_detect_boxes_and_predict_masks_match_torchvisions_postprocessing(data, 
         heads = RoIHeads(None, None, None, 0.5, 0.5, 32, 0.25, mr.ROI["bbox_reg_weights"], mr.ROI["score_thresh"],
                          mr.ROI["nms_thresh"], mr.ROI["detections_per_img"])
         theirs = heads.postprocess_detections(logits, deltas, proposals, [(64, 64)] * len(counts))
+    record("oracle", "detect_boxes")
     for d, boxes_, scores, labels in zip(got, *theirs):
         assert_same(d["boxes"], boxes_)
         assert_same(d["scores"], scores)
@@ -525,6 +547,7 @@ def test_detect_boxes_and_predict_masks_match_torchvisions_postprocessing(data, 
         assert m.shape == (len(d["boxes"]), mr.MASK_SIZE, mr.MASK_SIZE) and ((0 <= m) & (m <= 1)).all()
 
 
+@counted()
 @FUZZ
 @given(data=st.data(), B=st.integers(0, 3), H=st.integers(1, 9), W=st.integers(1, 9),
        p=st.sampled_from([0.0, 0.5, 1.0]), seed=st.integers(0, 99))
@@ -541,6 +564,7 @@ def test_hflip_matches_torchvision_v2(data, B, H, W, p, seed):
     g = torch.Generator().manual_seed(seed)
     flips = (torch.rand(B, generator=torch.Generator().manual_seed(seed)) < p).tolist()   # hflip's draw
     out_images, out_targets = hflip(images, targets, g, p)
+    record("oracle", "hflip")
     for i, (flip, t, o) in enumerate(zip(flips, targets, out_targets)):
         box = tv_tensors.BoundingBoxes(t["boxes"], format="XYXY", canvas_size=(H, W))
         assert_same(out_images[i], TF.horizontal_flip(images[i]) if flip else images[i])
@@ -574,24 +598,27 @@ def coco_mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 MASK_DTYPES = [torch.bool, torch.uint8, torch.int64, torch.float32, torch.float64, torch.float16]
 
 
-@fuzz(80)
+@counted()
+@fuzz(60)
 @given(data=st.data(), N=st.integers(0, 4), M=st.integers(0, 4), H=st.integers(0, 7), W=st.integers(0, 7),
        dtypes=st.tuples(st.sampled_from(MASK_DTYPES), st.sampled_from(MASK_DTYPES)), layout=layouts,
-       on=st.sampled_from([1, 255, -1, 0.5]))
-def test_mask_iou_matches_pycocotools(data, N, M, H, W, dtypes, layout, on):
-    """Masks in any dtype with 'inside' stored as 1, 255, -1 or 0.5 (a probability: a float mask that is not
-    0 / 1 is rejected)."""
+       on=st.sampled_from([1, 255, -1]), soft=st.sampled_from([0.5, 255.0, -1.0]))
+def test_mask_iou_matches_pycocotools(data, N, M, H, W, dtypes, layout, on, soft):
+    """Masks in any dtype with 'inside' stored as 1, or in an integer dtype as 255 or -1; a float mask that is not
+    0 / 1 (a probability, 255) is rejected."""
     a = torch.from_numpy(data.draw(arrays(np.bool_, (N, H, W), elements=st.booleans())))
     b = torch.from_numpy(data.draw(arrays(np.bool_, (M, H, W), elements=st.booleans())))
     if N and M and data.draw(st.booleans()):
         b[0] = a[-1]                                                 # an exact match
-    values = [(m.double() * on).to(dtype) for m, dtype in zip((a, b), dtypes)]
+    values = [(m.double() * (1 if dtype.is_floating_point else on)).to(dtype) for m, dtype in zip((a, b), dtypes)]
     a_, b_ = as_layout(values[0], layout), values[1]
-    soft = any(dtype.is_floating_point and on not in (1, 1.0) and m.any() for m, dtype in zip((a, b), dtypes))
-    got = assert_oracle_or_value_error(mask_iou, coco_mask_iou, a_, b_, valid=not soft,
-                                       match=r"expected binary masks \(N, H, W\)", rtol=1e-12, atol=1e-12)
-    if got is not None:
-        assert got.dtype == torch.float64 and ((0 <= got) & (got <= 1)).all()
+    got = assert_oracle_or_value_error(mask_iou, coco_mask_iou, a_, b_, valid=True, rtol=1e-12, atol=1e-12)
+    assert got.dtype == torch.float64 and ((0 <= got) & (got <= 1)).all()
+    if H and W:                                                      # a float mask with a value not 0 or 1
+        probs = (a if a.any() else torch.ones(1, H, W, dtype=torch.bool)).double() * soft
+        probs = probs.to(data.draw(st.sampled_from([d for d in MASK_DTYPES if d.is_floating_point])))
+        assert_value_error(mask_iou, *((probs, b_) if data.draw(st.booleans()) else (a_, probs)),
+                           match=r"expected binary masks \(N, H, W\)")
     assert_value_error(mask_iou, a, torch.zeros(data.draw(wrong_shape((None, H, W)))))
 
 
@@ -609,6 +636,7 @@ def reference_match_by_iou(iou: torch.Tensor, threshold: float) -> torch.Tensor:
     return torch.tensor(is_tp, dtype=torch.bool)
 
 
+@counted()
 @FUZZ
 @given(iou=st.integers(0, 5).flatmap(lambda d: st.integers(0, 5).flatmap(lambda g: arrays(
        np.float64, (d, g), elements=st.sampled_from([0.0, 0.25, 0.5, 1.0]) | st.floats(0, 1)))),
@@ -683,6 +711,7 @@ def cocoeval_map(preds, targets, iou_threshold):
     return float(np.mean(aps)) if aps else -1.0
 
 
+@counted(rejects=False)
 @fuzz(50)
 @given(pair=instances(), iou_threshold=st.sampled_from([0.3, 0.5, 0.75]))
 def test_mask_average_precision_matches_cocoeval(pair, iou_threshold):
