@@ -24,6 +24,18 @@ def fresh_cache(tmp_path_factory, monkeypatch):
     fashion_mnist.cache_clear()
 
 
+@pytest.fixture
+def one_thread():
+    """Rounding (and so a rare near-tie) depends on the thread count: tests that compare against a measured
+    number set it themselves, whatever the caller's environment, and restore it after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _under_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 

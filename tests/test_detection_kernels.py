@@ -11,7 +11,7 @@ import torchvision.ops as tv_ops
 from tolerance import assert_argmax_consistent, assert_close_scaled
 from torchvision.models.detection._utils import BoxCoder
 
-from course_lib.data import DataNotFoundError, ImageDataset, fashion_mnist, fashion_scenes
+from course_lib.data import DataNotFoundError, fashion_mnist, fashion_scenes
 from course_lib.detection import (
     average_precision_101,
     batched_nms,
@@ -34,6 +34,7 @@ from course_lib.detection.proposals import (
     region_features,
     similarity,
 )
+from synthetic import blob_source
 
 
 def random_boxes(g: torch.Generator, n: int, size: float = 50.0, min_side: float = 1.0) -> torch.Tensor:
@@ -324,16 +325,6 @@ def test_precision_recall_and_ap_by_hand():
 
 
 # ------------------------------------------------------------------------------------------ proposals
-
-
-def blob_source(n: int = 40, seed: int = 0) -> ImageDataset:
-    """n 28x28 images of a bright ellipse with random radii, enough to build scenes without the real data."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
-    radii = 4 + 8 * torch.rand(n, 2, generator=g)
-    inside = ((xx - 14) / radii[:, :1, None]) ** 2 + ((yy - 14) / radii[:, 1:, None]) ** 2 <= 1
-    images = (inside * (0.5 + 0.5 * torch.rand(n, 1, 1, generator=g))).float()[:, None]
-    return ImageDataset(images, torch.randint(0, 10, (n,), generator=g))
 
 
 @pytest.fixture(scope="module")

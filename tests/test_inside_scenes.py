@@ -63,15 +63,6 @@ def test_shipped_checkpoints_stay_small():
 
 
 @pytest.fixture
-def one_thread():
-    """Rounding depends on the thread count: set it here, restore it after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
 def held_out():
     """The first 200 of the 1000 held-out scenes of the manifest's metrics: images, labels 0..9, boxes."""
     try:

@@ -49,6 +49,13 @@ def test_committed_outputs_are_one_clean_cpu_run(path):
     assert injected[0].source == COMMITTED_NOTE.format(profile="cpu"), \
         f"{path.name}: run `python -m course_lib sync` (the injected cell pins PROFILE)"
     assert metrics_from_notebook(nb), f"{path.name} records no results"
+    # The complete edition passes every check: no stub left, no wrong answer, no wrong prediction.
+    said = "".join(o.get("text", "") for c in code_cells(nb) for o in c.outputs if o.output_type == "stream")
+    for verdict in ("Not answered yet", "Not quite", "No prediction made", "not one of"):
+        assert verdict not in said, f"{path.name}: a check printed {verdict!r}"
+    assert not re.search(r"^Measured .*, not ", said, re.M), f"{path.name}: a prediction was wrong"
+    assert said.count("Correct!") + said.count("Right: measured") >= sum(
+        len(solution_regions(c.source)) for c in code_cells(nb)), f"{path.name}: a solution is not checked"
     assert path.stat().st_size <= 1.5 * 2**20, f"{path.name} is {path.stat().st_size / 2**20:.2f} MB"
 
 

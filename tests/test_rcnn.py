@@ -18,6 +18,7 @@ from course_lib.detection.proposals import (
     region_features,
 )
 from course_lib.detection.rcnn import RCNN, detect, label_proposals, rcnn_loss, train_step, warp
+from synthetic import blob_source
 
 
 def test_warp_of_the_whole_image_is_the_identity():
@@ -70,30 +71,10 @@ def test_loss_goes_down_and_detect_format():
 # of adjacent regions R - 1 times; every region formed gives a proposal, its bounding box.
 
 
-@pytest.fixture
-def one_thread():
-    """The recall and brute-force tests below compare against thresholds and tolerances measured with one
-    thread; set it here (and restore it) rather than rely on the Makefile's OMP_NUM_THREADS."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def noise_source(n: int = 40, seed: int = 0) -> ImageDataset:
     """Fashion-MNIST stand-in: noise items (n, 1, 28, 28), so these tests need no data and see textured regions."""
     g = torch.Generator().manual_seed(seed)
     return ImageDataset(torch.rand(n, 1, 28, 28, generator=g), torch.arange(n) % 10)
-
-
-def blob_source(n: int = 40, seed: int = 0) -> ImageDataset:
-    """n 28x28 images of a bright ellipse with random radii (uniform inside)."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
-    radii = 4 + 8 * torch.rand(n, 2, generator=g)
-    inside = ((xx - 14) / radii[:, :1, None]) ** 2 + ((yy - 14) / radii[:, 1:, None]) ** 2 <= 1
-    images = (inside * (0.5 + 0.5 * torch.rand(n, 1, 1, generator=g))).float()[:, None]
-    return ImageDataset(images, torch.randint(0, 10, (n,), generator=g))
 
 
 @pytest.fixture(scope="module")

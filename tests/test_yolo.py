@@ -384,15 +384,6 @@ def test_hflip_of_centres_on_cell_borders_matches_encoding_the_flipped_boxes():
 # ---------------------------------------------------------------------------------------------- shipped model
 
 
-@pytest.fixture
-def one_thread():
-    """Rounding (and so the rare near-tie) depends on the thread count: set it here, restore it after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_shipped_yolo_beats_trivial_baselines_on_the_held_out_scenes(one_thread):
     """The shipped yolo_v1 on the first 100 of the manifest's held-out scenes (fashion_scenes(300, seed=1,
     split="test")) against detectors that ignore the image: a centred box of the mean size for every class, the
