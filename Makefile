@@ -46,13 +46,15 @@ KERNEL_TESTS := tests/test_kernel_paths.py tests/test_inside.py tests/test_detec
 	tests/test_maskrcnn.py tests/test_autoencoders.py tests/test_vae.py tests/test_vq.py tests/test_cnn.py \
 	tests/test_metrics.py tests/test_fuzz.py tests/test_fuzz_autoencoders.py tests/test_fuzz_segmentation.py
 
-# Unit tests, every notebook executed in the smoke profile (papermill, in parallel), and nbval on
+# Unit tests, every notebook executed in the smoke profile (papermill, in parallel: tests are spread one by one
+# over the workers, except the files with an expensive module fixture, kept on one worker by xdist_group); nbval on
 # copies of the committed notebooks (injected PROFILE set to smoke) for the cells marked NBVAL_CHECK_OUTPUT.
 # Then the kernel tests again with PyTorch's plain C++ kernels (ATEN_CPU_CAPABILITY=default instead of
 # AVX2/AVX-512) on 2 threads, as another CPU would compute them: tolerances must hold on any machine.
 test: setup browser
 	$(PY) tests/nbval_copies.py runs/nbval
-	OMP_NUM_THREADS=1 COURSE_PROFILE=smoke COURSE_HEADLESS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile tests --nbval-lax runs/nbval
+	OMP_NUM_THREADS=1 COURSE_PROFILE=smoke COURSE_HEADLESS=1 $(PY) -m pytest -n $(JOBS) --dist loadgroup tests
+	OMP_NUM_THREADS=1 COURSE_PROFILE=smoke COURSE_HEADLESS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax runs/nbval
 	ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=2 COURSE_PROFILE=smoke $(PY) -m pytest -q -p no:cacheprovider $(KERNEL_TESTS)
 
 lab: setup

@@ -23,6 +23,8 @@ from course_lib.notebook_cells import COMMITTED_NOTE, outputs_profile
 from course_lib.results import MIME, metrics_from_notebook, record
 from course_lib.runner import END, START, results_table, run_notebooks, update_readme
 
+pytestmark = pytest.mark.xdist_group("runner")  # one worker executes the runner's notebooks once for the file
+
 REPO = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ class CNNConfig:
 
 
 CONFIGS = {
-    "smoke": CNNConfig(n_train=2_000, n_test=1_000, steps=10, batch_size=64),
+    "smoke": CNNConfig(n_train=1_000, n_test=500, steps=4, batch_size=32),
     "cpu": CNNConfig(n_train=None, n_test=None, steps=250),     # ~half an epoch each: minutes on 2 cores
     "gpu": CNNConfig(n_train=None, n_test=None, steps=7_000),   # 15 epochs each
 }

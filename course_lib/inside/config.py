@@ -20,7 +20,7 @@ class InsideConfig:
 
 
 CONFIGS = {
-    "smoke": InsideConfig(n_scan=500, n_val_scenes=48, n_eval_scenes=64, regressor_steps=5, n_train_scenes=256),
+    "smoke": InsideConfig(n_scan=100, n_val_scenes=32, n_eval_scenes=32, regressor_steps=5, n_train_scenes=128),
     "cpu": InsideConfig(n_scan=None, n_val_scenes=200, n_eval_scenes=500, regressor_steps=100, n_train_scenes=2000),
     "gpu": InsideConfig(n_scan=None, n_val_scenes=500, n_eval_scenes=2000, regressor_steps=1500,
                         n_train_scenes=20_000),

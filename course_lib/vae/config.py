@@ -18,7 +18,7 @@ class VAENotebookConfig:
 
 
 VAE_CONFIGS = {
-    "smoke": VAENotebookConfig(steps=20, n_train=2_000, n_scatter=500, n_fid=300, n_nll=100),
+    "smoke": VAENotebookConfig(steps=20, n_train=1_000, n_scatter=300, n_fid=200, n_nll=50),
     "cpu": VAENotebookConfig(steps=400, n_train=None, n_scatter=3_000, n_fid=3_000, n_nll=None),
     "gpu": VAENotebookConfig(steps=3_000, n_train=None, n_scatter=5_000, n_fid=10_000, n_nll=None),
 }

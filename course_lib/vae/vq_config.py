@@ -18,7 +18,7 @@ class VQNotebookConfig:
 
 
 VQ_CONFIGS = {
-    "smoke": VQNotebookConfig(n_train=2_000, steps=6, n_eval=500),
+    "smoke": VQNotebookConfig(n_train=1_000, steps=6, n_eval=250),
     "cpu": VQNotebookConfig(n_train=None, steps=300),
     "gpu": VQNotebookConfig(n_train=None, steps=2_000, batch_size=128, n_eval=10_000),
 }
