@@ -7,7 +7,9 @@
 - **The committed profile note.** papermill records the profile of a run by injecting ``PROFILE = "cpu"``
   after the parameters cell. Committed as is, that line would pin a learner who opens the notebook on a GPU
   to the cpu profile. So a committed notebook's injected cell says which profile produced its outputs
-  (``OUTPUTS_PROFILE``) and leaves ``PROFILE`` to the parameters cell (``"auto"``: gpu with CUDA, else cpu).
+  (``OUTPUTS_FROM = "cpu profile"``) and leaves ``PROFILE`` to the parameters cell (``"auto"``: gpu with CUDA,
+  else cpu). The note does not contain an assignment to PROFILE, not even in a comment, so nobody (reader or
+  tool) takes it for one.
   papermill still finds and replaces the cell (its tag is kept) when the runner executes the notebook again.
 """
 
@@ -49,11 +51,12 @@ plots.use_course_style()'''
 
 COMMITTED_NOTE = '''\
 # Parameters
-# The outputs below come from `python -m course_lib run --profile {profile}`, which set PROFILE = "{profile}" here.
-# Run by hand, the notebook keeps the PROFILE of the cell above ("auto": gpu with CUDA, else cpu).
-OUTPUTS_PROFILE = "{profile}"'''
+# The outputs below were produced by `python -m course_lib run --profile {profile}`.
+# Run by hand, the notebook keeps the choice of the cell above ("auto": gpu with CUDA, else cpu).
+OUTPUTS_FROM = "{profile} profile"'''
 
-_PROFILE_IN_CELL = re.compile(r"""^\s*(?:OUTPUTS_)?PROFILE\s*=\s*["'](\w+)["']""", re.M)
+# papermill's injected `PROFILE = "cpu"`, or the committed note's `OUTPUTS_FROM = "cpu profile"`
+_PROFILE_IN_CELL = re.compile(r"""^\s*(?:PROFILE\s*=\s*["'](\w+)["']|OUTPUTS_FROM\s*=\s*["'](\w+) profile["'])""", re.M)
 
 
 def repository_url(root: Path | None = None) -> str:
@@ -77,7 +80,7 @@ def outputs_profile(nb: nbformat.NotebookNode) -> str | None:
     for cell in nb.cells:
         if INJECTED_TAG in cell.metadata.get("tags", []):
             found = _PROFILE_IN_CELL.search(cell.source)
-            return found[1] if found else None
+            return (found[1] or found[2]) if found else None
     return None
 
 

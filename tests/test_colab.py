@@ -122,7 +122,7 @@ BY_HAND = textwrap.dedent("""
         for source in cells:
             exec(compile(source, "<cell>", "exec"), scope)
         from course_lib.profiles import resolve
-        found[name] = {"profile": resolve(scope["PROFILE"]), "outputs_profile": scope.get("OUTPUTS_PROFILE"),
+        found[name] = {"profile": resolve(scope["PROFILE"]), "outputs_from": scope.get("OUTPUTS_FROM"),
                        "device": str(scope["DEVICE"])}
     print(json.dumps(found))
 """)
@@ -140,7 +140,7 @@ def test_a_committed_notebook_run_by_hand_on_a_gpu_uses_the_gpu_profile(tmp_path
                           text=True, env=env, cwd=ROOT / "notebooks", timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert found == {p.stem: {"profile": "gpu", "outputs_profile": "cpu", "device": "cuda"} for p in NOTEBOOKS}
+    assert found == {p.stem: {"profile": "gpu", "outputs_from": "cpu profile", "device": "cuda"} for p in NOTEBOOKS}
 
 
 @pytest.mark.slow
