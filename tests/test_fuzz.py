@@ -785,11 +785,13 @@ def test_occlusion_matches_captum(inputs, data, baseline):
 
     def compare(got, expected):
         """A difference of logits computed in other batches (ours a row of positions at a time, captum one copy at
-        a time): rounding of the logits' size, in the model's dtype. captum divides its sums by float32 counts,
-        so its answer is float32 whatever the model: half an ulp of float32 of itself on top."""
+        a time): rounding of the logits' size, in the lower precision of the two: captum sums and divides in
+        float32 whatever the model, so a float64 model's comparison is a float32 one; half an ulp of float32 of
+        captum's answer on top."""
         assert got.shape == expected.shape, (got.shape, expected.shape)
         if N:
-            allowed = scaled_atol(occluded_copies_logits(model, x, window, stride, baseline), model_dtype(model)) \
+            lower = min(model_dtype(model), expected.dtype, key=lambda d: torch.finfo(d).bits)
+            allowed = scaled_atol(occluded_copies_logits(model, x, window, stride, baseline), lower) \
                 + expected.double().abs() * eps(expected.dtype) / 2
             error = (got.double() - expected.double()).abs()
             worst = (error / allowed).argmax()

@@ -15,6 +15,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from course_lib.resume import load_state, save_state
+from course_lib.utils import (
+    at_least_float32 as _upcast,  # float16/bfloat16 -> float32, else unchanged
+)
 from course_lib.utils import autocast
 
 
@@ -53,11 +56,6 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y:
     loss.backward()
     optimizer.step()
     return loss.detach()
-
-
-def _upcast(x: Tensor) -> Tensor:
-    """float16 / bfloat16 -> float32; other dtypes unchanged."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 @torch.no_grad()

@@ -20,6 +20,10 @@ import math
 import torch
 from torch import Tensor
 
+from course_lib.utils import (
+    at_least_float32 as _upcast,  # float16/bfloat16 -> float32, else unchanged
+)
+
 
 def _check_boxes(boxes: Tensor, name: str = "boxes") -> None:
     if not isinstance(boxes, Tensor) or boxes.ndim != 2 or boxes.shape[1] != 4 or not boxes.is_floating_point():
@@ -33,11 +37,6 @@ def _check_vector(x: Tensor, n: int, name: str, floating: bool) -> None:
             or x.is_floating_point() != floating or x.dtype == torch.bool):
         raise ValueError(f"expected {name} of shape ({n},) {kind}, "
                          f"got {getattr(x, 'shape', type(x).__name__)} {getattr(x, 'dtype', '')}")
-
-
-def _upcast(x: Tensor) -> Tensor:
-    """float16 / bfloat16 -> float32 (torchvision's ``_upcast``); other dtypes unchanged."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def box_area(boxes: Tensor) -> Tensor:

@@ -34,6 +34,9 @@ from tqdm.auto import tqdm
 
 from course_lib import checkpoints
 from course_lib.profiles import pick
+from course_lib.utils import (
+    at_least_float32 as _upcast,  # float16/bfloat16 -> float32, else unchanged
+)
 from course_lib.utils import device as default_device
 
 IMAGE_SHAPE = (1, 28, 28)
@@ -43,11 +46,6 @@ IMAGE_SHAPE = (1, 28, 28)
 # The kernels take float tensors; the densities, the KL and the variances compute float16 / bfloat16 in
 # float32 (torchvision's ``_upcast``): half precision would round sigma^2 - 1 - log sigma^2 or a 784-pixel
 # sum to three digits.
-
-
-def _upcast(x: Tensor) -> Tensor:
-    """float16 / bfloat16 -> float32; other dtypes unchanged."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def _describe(x) -> str:
@@ -68,7 +66,7 @@ def reparameterize(mu: Tensor, logvar: Tensor, eps: Tensor | None = None) -> Ten
         raise ValueError(f"expected float eps of the shape of mu {tuple(mu.shape)}, got {_describe(eps)}")
     mu, logvar = _upcast(mu), _upcast(logvar)
     if eps is None:
-        eps = torch.randn_like(mu)
+        eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device)  # the same draw whatever mu's strides
     return mu + torch.exp(0.5 * logvar) * _upcast(eps)
 
 
@@ -108,7 +106,8 @@ def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
             or not logits.is_floating_point() or not x.is_floating_point()):
         raise ValueError(f"expected float logits and x (..., C, H, W), got {_describe(logits)} and {_describe(x)}")
     try:
-        logits, x = torch.broadcast_tensors(_upcast(logits), _upcast(x))
+        dtype = torch.promote_types(_upcast(logits).dtype, _upcast(x).dtype)  # float64 with float32: float64
+        logits, x = torch.broadcast_tensors(logits.to(dtype), x.to(dtype))
     except RuntimeError:
         raise ValueError(f"expected logits and x (..., C, H, W) that broadcast together, got {tuple(logits.shape)} "
                          f"and {tuple(x.shape)}") from None

@@ -43,6 +43,9 @@ from tqdm.auto import tqdm
 from course_lib import checkpoints
 from course_lib.cnn.train import check_images
 from course_lib.profiles import pick
+from course_lib.utils import (
+    at_least_float32 as _upcast,  # float16/bfloat16 -> float32, else unchanged
+)
 from course_lib.utils import device as default_device
 
 CHECKPOINT = "vq_tokenizer"
@@ -53,11 +56,6 @@ CHECKPOINT = "vq_tokenizer"
 # ||z||^2 - 2 z.e + ||e||^2 loses the distance to rounding, and z_e + sg(z_q - z_e) is no longer z_q.
 
 _HALF = (torch.float16, torch.bfloat16)
-
-
-def _upcast(x: Tensor) -> Tensor:
-    """float16 / bfloat16 -> float32; other dtypes unchanged."""
-    return x.float() if x.dtype in _HALF else x
 
 
 def squared_distances(z: Tensor, codebook: Tensor) -> Tensor:
