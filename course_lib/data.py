@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -86,14 +87,19 @@ def _find_local() -> Path | None:
     return None
 
 
+def _cache_root(folder: Path) -> Path:
+    """The cache folder for the IDX files of ``folder``: new or changed files get a new folder."""
+    stats = [(f, p.stat().st_size, p.stat().st_mtime_ns) for f in FILES
+             for p in (folder / f, folder / f"{f}.gz") if p.is_file()]
+    key = hashlib.sha1(repr((str(folder.resolve()), stats)).encode()).hexdigest()[:10]
+    return cache_dir() / "fashion-mnist" / key
+
+
 def _torchvision_root(folder: Path) -> Path:
     """A root whose ``FashionMNIST/raw`` holds the uncompressed files of ``folder``."""
     if folder.name == "raw" and folder.parent.name == "FashionMNIST" and all((folder / f).is_file() for f in FILES):
         return folder.parent.parent
-    stats = [(f, p.stat().st_size, p.stat().st_mtime_ns) for f in FILES
-             for p in (folder / f, folder / f"{f}.gz") if p.is_file()]
-    key = hashlib.sha1(repr((str(folder.resolve()), stats)).encode()).hexdigest()[:10]  # new files, new key
-    root = cache_dir() / "fashion-mnist" / key
+    root = _cache_root(folder)
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for name in FILES:
@@ -120,23 +126,47 @@ def _remedies() -> str:
 @functools.lru_cache(maxsize=2)
 def fashion_mnist(split: str = "train") -> ImageDataset:
     """Real Fashion-MNIST: 60,000 train or 10,000 test images (1, 28, 28) in [0, 1] with int labels."""
-    from torchvision.datasets import FashionMNIST
-
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     folder = _find_local()
     if folder is not None:
-        ds = FashionMNIST(str(_torchvision_root(folder)), train=split == "train", download=False)
+        images, labels = _read_local(folder, split)
     elif os.environ.get("COURSE_OFFLINE") == "1":
         raise DataNotFoundError(_remedies())
     else:
+        from torchvision.datasets import FashionMNIST
+
         try:
             ds = FashionMNIST(str(cache_dir() / "fashion-mnist" / "download"),
                               train=split == "train", download=True)
         except Exception as err:  # no network, blocked mirror, ...
             raise DataNotFoundError(f"{_remedies()}\n(download failed: {err})") from err
-    images = ds.data.unsqueeze(1).float().div_(255)  # (N, 1, 28, 28)
-    return ImageDataset(images, ds.targets)
+        images, labels = ds.data, ds.targets
+    return ImageDataset(images.unsqueeze(1).float().div_(255), labels)  # (N, 1, 28, 28)
+
+
+def _read_local(folder: Path, split: str) -> tuple[Tensor, Tensor]:
+    """uint8 images (N, 28, 28) and labels (N,) of the IDX files in ``folder``, read by torchvision once.
+
+    The decoded tensors are cached beside the decompressed files (safetensors, written atomically), so a
+    later run loads them without importing torchvision (about 2 s on a small CPU); a cache file that does not
+    load is decoded again.
+    """
+    cached = _cache_root(folder) / f"{split}.safetensors"
+    if cached.is_file():
+        try:
+            t = load_file(cached)
+            return t["images"], t["labels"]
+        except Exception:  # truncated or foreign file: decode the IDX files again below
+            pass
+    from torchvision.datasets import FashionMNIST
+
+    ds = FashionMNIST(str(_torchvision_root(folder)), train=split == "train", download=False)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(f".{cached.name}.tmp{os.getpid()}")
+    save_file({"images": ds.data.contiguous(), "labels": ds.targets.contiguous()}, tmp)
+    os.replace(tmp, cached)  # atomic: a half-written file never carries the final name
+    return ds.data, ds.targets
 
 
 # ----------------------------------------------------------------------------------------------

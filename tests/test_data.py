@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,34 @@ def test_course_data_layouts(monkeypatch, tmp_path, layout, gz):
     monkeypatch.setenv("COURSE_DATA", str(base))
     assert_same(fashion_mnist("train"), expected["train"])
     assert_same(fashion_mnist("test"), expected["test"])
+
+
+def test_decoded_data_is_cached_and_read_without_torchvision(monkeypatch, tmp_path, fresh_cache):
+    expected = write_idx(tmp_path / "mine", n_train=5, n_test=3, seed=0)
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path / "mine"))
+    assert_same(fashion_mnist("train"), expected["train"])  # decoded by torchvision, then cached
+    fashion_mnist.cache_clear()
+    monkeypatch.setitem(sys.modules, "torchvision", None)    # any import of torchvision now raises
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
+    assert_same(fashion_mnist("train"), expected["train"])
+    with pytest.raises(ImportError):                         # the test split was never decoded: it needs torchvision
+        fashion_mnist("test")
+
+
+def test_changed_or_corrupt_files_are_decoded_again(monkeypatch, tmp_path, fresh_cache):
+    mine = tmp_path / "mine"
+    write_idx(mine, n_train=5, seed=0)
+    monkeypatch.setenv("COURSE_DATA", str(mine))
+    fashion_mnist("train")
+    new = write_idx(mine, n_train=7, seed=1)                   # new files: the old decoded cache must not be used
+    fashion_mnist.cache_clear()
+    assert_same(fashion_mnist("train"), new["train"])
+    cached = list(fresh_cache.glob("fashion-mnist/*/train.safetensors"))
+    assert len(cached) == 2                                     # one per version of the files
+    for path in cached:
+        path.write_bytes(b"not a safetensors file")
+    fashion_mnist.cache_clear()
+    assert_same(fashion_mnist("train"), new["train"])
 
 
 def test_course_data_wins_over_checkout_and_debian(monkeypatch, tmp_path):

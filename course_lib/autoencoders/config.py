@@ -25,8 +25,8 @@ class AENotebookConfig:
 
 
 AE_CONFIGS = {
-    "smoke": AENotebookConfig(n_train=2_000, n_test=500, batch_size=128, k_pca=8, steps_linear=60, d_overcomplete=1024,
-                              steps_overcomplete=30, d_hidden=256, steps=30, k_sparse=25, n_jacobian=20, n_probe=300,
+    "smoke": AENotebookConfig(n_train=1_000, n_test=300, batch_size=128, k_pca=8, steps_linear=30, d_overcomplete=1024,
+                              steps_overcomplete=20, d_hidden=256, steps=20, k_sparse=25, n_jacobian=20, n_probe=300,
                               probe_max_iter=100),
     "cpu": AENotebookConfig(n_train=10_000, n_test=2_000, batch_size=128, k_pca=8, steps_linear=1_500,
                             d_overcomplete=1024, steps_overcomplete=1_500, d_hidden=256, steps=1_500, k_sparse=25,

@@ -15,10 +15,11 @@ class CNNConfig:
     batch_size: int = 128
     lr: float = 3e-3         # peak of the one-cycle schedule (AdamW)
     augment: bool = True     # random flips and 2-pixel shifts
+    grad_images: int = 64    # images in the batch whose first-layer gradient is measured at 10, 20, 40 layers
 
 
 CONFIGS = {
-    "smoke": CNNConfig(n_train=1_000, n_test=500, steps=4, batch_size=32),
+    "smoke": CNNConfig(n_train=1_000, n_test=300, steps=4, batch_size=32, grad_images=16),
     "cpu": CNNConfig(n_train=None, n_test=None, steps=250),     # ~half an epoch each: minutes on 2 cores
     "gpu": CNNConfig(n_train=None, n_test=None, steps=7_000),   # 15 epochs each
 }

@@ -14,13 +14,15 @@ class InsideConfig:
     n_eval_scenes: int        # held-out test-split scenes for the localisation comparison
     regressor_steps: int      # a short visible training run of the box regressor...
     n_train_scenes: int       # ...on this many train-split scenes
+    regressor_batch: int = 64  # ...in batches of this many
     k: int = 9                # top images per unit
     window: int = 8           # occluder side (pixels)
     stride: int = 2           # occluder step (pixels)
 
 
 CONFIGS = {
-    "smoke": InsideConfig(n_scan=100, n_val_scenes=32, n_eval_scenes=32, regressor_steps=5, n_train_scenes=128),
+    "smoke": InsideConfig(n_scan=100, n_val_scenes=32, n_eval_scenes=32, regressor_steps=5, n_train_scenes=128,
+                          regressor_batch=16, k=4),
     "cpu": InsideConfig(n_scan=None, n_val_scenes=200, n_eval_scenes=500, regressor_steps=100, n_train_scenes=2000),
     "gpu": InsideConfig(n_scan=None, n_val_scenes=500, n_eval_scenes=2000, regressor_steps=1500,
                         n_train_scenes=20_000),

@@ -59,13 +59,29 @@ def deconv_relus(model: nn.Module) -> Iterator[None]:
             handle.remove()
 
 
-def layer_output(model: nn.Module, layer: nn.Module, x: Tensor) -> Tensor:
-    """Run ``model`` on x and return the output of its submodule ``layer``, autograd graph attached."""
+class _Stop(Exception):
+    """Raised by ``layer_output(..., stop=True)`` to end the forward pass after the layer."""
+
+
+def layer_output(model: nn.Module, layer: nn.Module, x: Tensor, stop: bool = False) -> Tensor:
+    """Run ``model`` on x and return the output of its submodule ``layer``, autograd graph attached.
+
+    With ``stop`` the forward pass ends at the layer (the modules after it are not run): for callers that need
+    nothing else, such as the receptive-field computation.
+    """
     check_layer(model, layer)
     kept: list[Tensor] = []
-    handle = layer.register_forward_hook(lambda module, inputs, output: kept.append(output))
+
+    def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        kept.append(output)
+        if stop:
+            raise _Stop
+
+    handle = layer.register_forward_hook(hook)
     try:
         model(x)
+    except _Stop:
+        pass
     finally:
         handle.remove()
     if len(kept) != 1 or not isinstance(kept[0], Tensor):

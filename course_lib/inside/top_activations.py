@@ -92,7 +92,7 @@ def receptive_fields(model: nn.Module, layer: nn.Module, units: Tensor,
     U = len(units)
     with torch.enable_grad():                                     # also when called under no_grad
         x = torch.ones(U, *input_shape[1:], dtype=torch.float64, device=dev, requires_grad=True)
-        out = layer_output(twin, twin.get_submodule(name), x)     # (U, C', h, w): one input per unit
+        out = layer_output(twin, twin.get_submodule(name), x, stop=True)  # (U, C', h, w): one input per unit
         if out.ndim != 4 or bool((units < 0).any()) or bool((units >= torch.tensor(out.shape[1:], device=dev)).any()):
             raise ValueError(f"expected units (channel, row, col) inside the layer's output (N, C', h, w) "
                              f"= {tuple(out.shape)}")
@@ -116,7 +116,7 @@ def receptive_field(model: nn.Module, layer: nn.Module, input_shape: tuple[int, 
         dev = next(twin.parameters(), torch.zeros(0)).device
         with torch.no_grad():
             x = torch.zeros(input_shape, dtype=torch.float64, device=dev)
-            h, w = layer_output(twin, twin.get_submodule(check_layer(model, layer)), x).shape[2:]
+            h, w = layer_output(twin, twin.get_submodule(check_layer(model, layer)), x, stop=True).shape[2:]
         unit = (0, h // 2, w // 2)
     if not (isinstance(unit, tuple) and len(unit) == 3 and all(isinstance(v, int) for v in unit)):
         raise ValueError(f"expected unit a tuple (channel, row, col) of ints, got {unit!r}")
