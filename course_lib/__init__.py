@@ -8,10 +8,11 @@ One small package per chapter (``course_lib.cnn``, ...) plus a shared core:
 - ``results``     ``record(name, value)``: the numbers a notebook reports
 - ``runner``      ``python -m course_lib run``: executes notebooks with papermill
 - ``plots``, ``widgets``, ``utils`` (seeding, device, AMP)
-- ``metrics``     features of the Fashion-MNIST judge classifier, FID
+- ``metrics``     features of the Fashion-MNIST judge classifier, FID, the judge's class histogram
 - ``resume``      resumable training state (killed runs continue where they stopped)
 
-Chapters: ``cnn`` (01), ``inside`` (02), ``detection`` (03-05), ``autoencoders`` (06), ``vae`` (07-08).
+Chapters: ``cnn`` (01), ``inside`` (02), ``detection`` (03-05), ``autoencoders`` (06), ``vae`` (07-08),
+``gans`` (09-10).
 
 Shape glossary used in every docstring and comment:
 

@@ -81,3 +81,23 @@ def gaussian(feats: Tensor) -> tuple[Tensor, Tensor]:
 def fid(a: Tensor, b: Tensor) -> float:
     """FID between two image sets (N, 1, 28, 28) and (M, 1, 28, 28) on the judge's features."""
     return frechet_distance(*gaussian(features(a)), *gaussian(features(b)))
+
+
+@torch.no_grad()
+def class_histogram(images: Tensor) -> Tensor:
+    """The judge's predicted class of each image (N, 1, 28, 28) in [0, 1], as fractions (10,) float64 summing to 1."""
+    check_images(images)
+    if not len(images):
+        raise ValueError("expected at least one image (N >= 1), got N = 0")
+    pred = judge("cpu").head(features(images)).argmax(dim=1)                 # (N,)
+    return torch.bincount(pred, minlength=10).double() / len(pred)
+
+
+def kl_to_uniform(hist: Tensor) -> float:
+    """KL(hist || uniform) in nats of a histogram (K,) of fractions: 0 when every class is equally frequent,
+    log K when all images fall in one class (a collapsed generator)."""
+    if not isinstance(hist, Tensor) or hist.ndim != 1 or not len(hist) or bool((hist < 0).any()) \
+            or abs(float(hist.sum()) - 1) > 1e-6:
+        raise ValueError(f"expected a histogram (K,) of non-negative fractions summing to 1, got {hist!r}")
+    hist = hist.double()
+    return float(torch.xlogy(hist, hist * len(hist)).sum())

@@ -80,6 +80,14 @@ def _vq(name: str):
     return make
 
 
+def _gan(name: str):
+    def make():
+        from course_lib.gans import shipped
+
+        return shipped.build_generator(name), lambda m: shipped.train_shipped(m, name)
+    return make
+
+
 SHIPPED: dict[str, Callable[[], tuple[nn.Module, Callable[[nn.Module], dict]]]] = {
     "fmnist_classifier": _classifier("fmnist_classifier"),
     "fmnist_alexnet": _classifier("fmnist_alexnet"),
@@ -95,6 +103,9 @@ SHIPPED: dict[str, Callable[[], tuple[nn.Module, Callable[[nn.Module], dict]]]] 
     "hvae_2level": _hvae,
     "vq_tokenizer": _vq("vq_tokenizer"),
     "vq_tokenizer_nofix": _vq("vq_tokenizer_nofix"),
+    "gan_dcgan": _gan("gan_dcgan"),
+    "gan_progan": _gan("gan_progan"),
+    "gan_stylegan": _gan("gan_stylegan"),
 }
 
 

@@ -89,3 +89,32 @@ def test_fid_ranks_noise_above_real(images):
     moments = metrics.gaussian(metrics.features(real))
     assert metrics.fid(real, real) == pytest.approx(0, abs=frechet_atol(*moments, *moments))
     assert metrics.fid(real, noisy) > 2 * real_floor
+
+
+def test_class_histogram_counts_the_judges_predictions(images):
+    from course_lib.cnn.train import predict
+
+    x = images[0]                                             # the 300 real test images
+    hist = metrics.class_histogram(x)
+    expected = torch.bincount(predict(metrics.judge("cpu"), x).argmax(1), minlength=10).double() / len(x)
+    assert hist.shape == (10,) and hist.dtype == torch.float64
+    torch.testing.assert_close(hist, expected)
+    assert float(hist.max()) < 0.3                              # real images: no class dominates
+    with pytest.raises(ValueError, match="N >= 1"):
+        metrics.class_histogram(x[:0])
+
+
+def test_kl_to_uniform_matches_scipy():
+    import scipy.stats
+
+    g = torch.Generator().manual_seed(0)
+    for k in (2, 10):
+        h = torch.rand(k, generator=g, dtype=torch.float64)
+        h = h / h.sum()
+        assert metrics.kl_to_uniform(h) == pytest.approx(scipy.stats.entropy(h.numpy(), np.full(k, 1 / k)), rel=1e-12)
+    one_class = torch.zeros(10, dtype=torch.float64)
+    one_class[3] = 1
+    assert metrics.kl_to_uniform(one_class) == pytest.approx(np.log(10))        # collapse: log K
+    assert metrics.kl_to_uniform(torch.full((10,), 0.1)) == pytest.approx(0, abs=1e-7)
+    with pytest.raises(ValueError, match="summing to 1"):
+        metrics.kl_to_uniform(torch.tensor([0.5, 0.6]))

@@ -110,6 +110,10 @@ EXPECTED = {
                "vae_test_neg_elbo", "hvae_test_neg_elbo"},
     "08_vq_vae": {"perplexity_fix", "dead_codes_fix", "perplexity_nofix", "dead_codes_nofix", "recon_mse",
                   "recon_mse_nofix", "recon_fid", "recon_fid_nofix"},
+    "09_gan_theory": {"prop1_max_abs_err", "prop2_max_deviation", "c_min_shifted", "g_grad_norm_saturating",
+                      "g_grad_norm_nonsaturating", "gan_modes_hit", "gan_high_quality", "open_question_gap_at_dstar"},
+    "10_dcgan_progan_stylegan": {"fid_floor", "vae_fid", "dcgan_short_fid", "dcgan_fid", "progan_fid", "stylegan_fid",
+                                 "real_class_kl", "dcgan_class_kl", "progan_class_kl", "stylegan_class_kl"},
 }
 
 

@@ -31,7 +31,7 @@ def js_divergence_cases(seed: int = 0) -> list[tuple[str, tuple[Tensor, Tensor, 
     # a non-uniform grid: cells grow away from 0; densities tabulated at the cell centres, renormalized
     edges = torch.sinh(torch.linspace(-2.5, 2.5, 61, dtype=torch.float64))
     widths, centres = edges.diff(), 0.5 * (edges[1:] + edges[:-1])               # (60,), (60,)
-    p_nu, q_nu = (Normal(m, 1.0).log_prob(centres).exp() for m in (-0.5, 1.0))
+    p_nu, q_nu = (Normal(torch.tensor(m, dtype=torch.float64), 1.0).log_prob(centres).exp() for m in (-0.5, 1.0))
     p_nu, q_nu = p_nu / (p_nu * widths).sum(), q_nu / (q_nu * widths).sum()
     zeros_p = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.2, 0.3, 0.5, 0.0], [0.1, 0.2, 0.3, 0.4]], dtype=torch.float64)
     zeros_q = torch.tensor([[0.0, 0.0, 0.3, 0.7], [0.0, 0.6, 0.4, 0.0], [0.1, 0.2, 0.3, 0.4]], dtype=torch.float64)
@@ -90,7 +90,7 @@ def check_jsd_disjoint(answer) -> Verdict:
 def check_value_at_equilibrium(answer) -> Verdict:
     """C(G) = V(D*, G) (nats, 3 decimals) when p_g = p_data: D* = 1/2 everywhere."""
     x = torch.linspace(-8, 8, 1601, dtype=torch.float64)
-    p = Normal(0.0, 1.0).log_prob(x).exp()
+    p = Normal(torch.tensor(0.0, dtype=torch.float64), 1.0).log_prob(x).exp()
     return report(answer, float(virtual_criterion(p, p, dx=0.01)), decimals=3,
                   hint="V = E_data[log 1/2] + E_g[log(1 - 1/2)]: two expectations of a constant, natural log")
 
