@@ -284,3 +284,36 @@ def fashion_scenes(n: int, seed: int = 0, split: str = "train", cfg: SceneConfig
             "caption": caption(labels) if labels else "an empty canvas",
         })
     return FashionScenes(images, targets)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pairs and domains for image-to-image translation (notebook 11), derived from Fashion-MNIST.
+
+def edge_maps(images: Tensor, sigma: float = 1.0) -> Tensor:
+    """Canny edges (scikit-image's ``feature.canny``, Gaussian smoothing ``sigma``) of images (N, 1, H, W) in
+    [0, 1] -> (N, 1, H, W) float32 in {0, 1}: the line drawings that pix2pix and MUNIT translate into items."""
+    from skimage.feature import canny
+
+    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 1 or not images.is_floating_point():
+        raise ValueError(f"expected images of shape (N, 1, H, W) float in [0, 1], got "
+                         f"{tuple(getattr(images, 'shape', ()))}")
+    arrays = images[:, 0].detach().cpu().double().numpy()
+    edges = [torch.from_numpy(canny(a, sigma=sigma)) for a in arrays]
+    return torch.stack(edges).unsqueeze(1).float() if edges else torch.zeros_like(images, dtype=torch.float32)
+
+
+def edge_pairs(n: int | None, split: str = "train", seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """Paired data for pix2pix: (edge maps, images, labels) of a seeded subset of ``n`` images of ``split``."""
+    ds = fashion_mnist(split).subset(n, seed=seed)
+    return edge_maps(ds.images), ds.images, ds.labels
+
+
+def unpaired_domains(n: int, seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Two unpaired domains for MUNIT from the training split: edge maps of n images and n *other* images
+    (disjoint index sets, so no pair is ever seen). Returns (edges, edge_labels, images, image_labels)."""
+    train = fashion_mnist("train")
+    if not 1 <= n <= len(train) // 2:
+        raise ValueError(f"expected 1 <= n <= {len(train) // 2} images per domain, got {n}")
+    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    a, b = idx[:n], idx[n:2 * n]                                        # disjoint
+    return edge_maps(train.images[a]), train.labels[a], train.images[b], train.labels[b]
