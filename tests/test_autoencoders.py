@@ -221,7 +221,8 @@ def test_fraction_active():
 @pytest.mark.parametrize("kwargs", [dict(d_code=8, activation="linear", output="linear"),
                                     dict(d_code=32, hidden=(64,), activation="relu"),
                                     dict(d_code=1024, activation="relu"),
-                                    dict(d_code=50, activation="linear", k=5)])
+                                    dict(d_code=50, activation="linear", k=5),
+                                    dict(d_code=2, hidden=(32, 32, 32), activation="linear")])
 def test_autoencoder_shapes(kwargs):
     torch.manual_seed(0)
     model = Autoencoder(**kwargs)
@@ -272,6 +273,29 @@ def test_one_step_lowers_the_loss(name):
     torch.testing.assert_close(terms["loss"], before["loss"].detach())
     after = loss_terms(model, x, x_in, **penalties)["loss"]
     assert after < 0.99 * before["loss"]
+
+
+def test_a_deep_autoencoder_with_a_two_number_code_memorizes_a_few_images():
+    """The notes' "map every input to 1, 2, 3 ...": three hidden layers and a 2-D code reconstruct 8 white-noise
+    images almost exactly, which no linear 2-D code can (PCA(2) keeps 2 of their 7 directions of variance),
+    and fail on 8 new ones, worse than that PCA does."""
+    from sklearn.decomposition import PCA
+
+    g = torch.Generator().manual_seed(0)
+    x, x_new = torch.rand(8, 1, 28, 28, generator=g), torch.rand(8, 1, 28, 28, generator=g)
+    torch.manual_seed(0)
+    model = Autoencoder(2, hidden=(32, 32, 32), activation="linear")
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(200):
+        train_step(model, optimizer, x)
+    pca = PCA(2).fit(x.flatten(1).numpy())
+
+    def pca_mse(images):
+        flat = images.flatten(1).numpy()
+        return float(((pca.inverse_transform(pca.transform(flat)) - flat) ** 2).mean())
+
+    assert reconstruction_mse(model, x) < 0.05 * pca_mse(x)             # measured: 2.6e-4 against 0.048
+    assert reconstruction_mse(model, x_new) > pca_mse(x_new) > 0.5 * pca_mse(x)   # 0.14 > 0.095
 
 
 def test_contractive_term_uses_the_closed_form_only_where_it_holds():
@@ -341,7 +365,9 @@ def test_configs_for_every_profile():
     for profile in ("smoke", "cpu", "gpu"):
         cfg = ae_config(profile)
         assert cfg.k_pca < cfg.d_hidden and cfg.d_overcomplete > 784 and 1 <= cfg.k_sparse < cfg.d_hidden
+        assert cfg.d_memorize in (1, 2) and cfg.n_memorize <= 200 and len(cfg.memorize_hidden) >= 2
     assert ae_config("smoke").steps < ae_config("cpu").steps
+    assert ae_config("smoke").steps_memorize < ae_config("cpu").steps_memorize
     assert ae_config("cpu", steps=7).steps == 7
 
 

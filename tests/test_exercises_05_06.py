@@ -309,6 +309,28 @@ def test_the_jacobian_prediction_matches_the_committed_cpu_run():
     assert norms[second] > 1.5 * norms[smallest]                      # a clear gap, not a near-tie
 
 
+
+def test_section_2_prose_matches_the_committed_cpu_run():
+    """What the markdown beside the copy and memorizing experiments says, measured in the committed cpu run."""
+    m = metrics_from_notebook(nbformat.read(NB06, as_version=4))
+    kinds = ("test", "digits", "smooth_noise", "white_noise")
+    for kind in kinds:  # FVU = MSE / the kind's pixel variance: one variance per kind, whichever model
+        assert m[f"overcomplete_{kind}_fvu"] / m[f"bottleneck_{kind}_fvu"] == pytest.approx(
+            m[f"overcomplete_{kind}_mse"] / m[f"bottleneck_{kind}_mse"], rel=1e-3)
+    # digits about as well as clothes; smooth noise worse than the bottleneck on clothes, though raw MSE says better
+    assert m["overcomplete_digits_fvu"] == pytest.approx(m["overcomplete_test_fvu"], rel=0.25)
+    assert m["overcomplete_smooth_noise_fvu"] > m["bottleneck_test_fvu"]
+    assert m["overcomplete_smooth_noise_mse"] < m["bottleneck_test_mse"]
+    assert m["overcomplete_white_noise_fvu"] > 0.5                      # "misses most of its variance"
+    assert m["bottleneck_digits_fvu"] < 1 < min(m["bottleneck_smooth_noise_fvu"], m["bottleneck_white_noise_fvu"])
+    # memorizing: better than both baselines on its own images, worse on test images, a gap of several times
+    train, test = m["memorizing_train_mse"], m["memorizing_test_mse"]
+    assert train < m["deep_many_train_mse"] and train < m["pca_few_train_mse"]
+    assert test > m["deep_many_test_mse"] and test > m["pca_few_test_mse"] and test > 3 * train
+    assert m["deep_many_test_mse"] == pytest.approx(m["deep_many_train_mse"], rel=0.2)
+    # section 4: at sigma = 0.5 the contractive AE is about as good as the denoising AE ("the two are close")
+    assert m["contractive_gauss_mse"] == pytest.approx(m["denoising_gauss_mse"], rel=0.1)
+
 # ---------------------------------------------------------------------------------- 06: hand computations
 
 

@@ -10,13 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.checks import Verdict
 from course_lib.gans import image_checks
-
-
-def passes(verdict) -> bool:
-    assert isinstance(verdict, Verdict)
-    return bool(verdict)
+from exercise_checks import passes
 
 
 def good_adain(x, y_s, y_b, eps=1e-5):

@@ -69,7 +69,7 @@ def test_equalized_layers_equal_plain_layers_with_scaled_weights():
     with torch.no_grad():
         assert_close_scaled(lin(v), ref_lin(v), F.linear(v.abs(), ref_lin.weight.abs(), ref_lin.bias.abs()))
     torch.testing.assert_close(ref_lin.bias, torch.ones(4))     # the bias starts at bias_init, whatever lr_mul
-    assert float(conv.weight.std()) == pytest.approx(1.0, abs=0.3)  # stored weights are N(0, 1)
+    assert float(conv.weight.detach().std()) == pytest.approx(1.0, abs=0.3)  # stored weights are N(0, 1)
 
 
 # ------------------------------------------------------------------------------------------ Progressive GAN

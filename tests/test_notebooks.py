@@ -100,7 +100,7 @@ EXPECTED = {
     "04_yolo": {"yolo_map50", "yolo_images_per_second", "rcnn_images_per_second", "short_run_loss_first10",
                 "short_run_loss_last10"},
     "02_inside_a_cnn": {"scene_classifier_acc", "saliency_box_iou", "regressor_box_iou", "saliency_pointing_acc",
-                        "regressor_pointing_acc"},
+                        "random_pointing_acc", "centre_pointing_acc", "fixed_box_iou", "top_purity_conv5"},
     "05_mask_rcnn": {"mask_map50", "box_map50", "torchmetrics_mask_map50", "tv_mask_map50", "tv_box_map50",
                      "roipool_corner_shift_px"},
     "06_autoencoders": {"pca_test_mse", "linear_ae_max_angle_deg", "linear_ae_test_mse", "plain_masked_mse",

@@ -18,11 +18,12 @@ class InsideConfig:
     k: int = 9                # top images per unit
     window: int = 8           # occluder side (pixels)
     stride: int = 2           # occluder step (pixels)
+    n_occlusion_pool: int = 32  # test images searched for the ones an occluder hurts most
 
 
 CONFIGS = {
     "smoke": InsideConfig(n_scan=100, n_val_scenes=32, n_eval_scenes=32, regressor_steps=5, n_train_scenes=128,
-                          regressor_batch=16, k=4),
+                          regressor_batch=16, k=4, n_occlusion_pool=8),
     "cpu": InsideConfig(n_scan=None, n_val_scenes=200, n_eval_scenes=500, regressor_steps=100, n_train_scenes=2000),
     "gpu": InsideConfig(n_scan=None, n_val_scenes=500, n_eval_scenes=2000, regressor_steps=1500,
                         n_train_scenes=20_000),
