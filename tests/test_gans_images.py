@@ -250,3 +250,34 @@ def test_train_gan_resumes_to_the_same_weights(tmp_path, monkeypatch):
     assert resumed["loss_d"] == full["loss_d"]
     for a, b in zip(G_full.state_dict().values(), G_resumed.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_train_gan_seconds_count_the_interrupted_run_too(tmp_path, monkeypatch):
+    import types
+
+    import course_lib.data as data
+
+    images = torch.rand(64, 1, 28, 28)
+    monkeypatch.setattr(data, "fashion_mnist", lambda split="train": data.ImageDataset(images, torch.zeros(64)))
+    cfg = train.GANTrainConfig(steps=6, batch_size=8, state_every=3)
+    clock = iter(range(1000))                     # a fake clock: each reading is one second after the last
+    monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
+
+    def run(state):
+        G, D = dcgan.DCGANGenerator(z_dim=8, width=8), dcgan.DCGANDiscriminator(width=8)
+        return train.train_gan(G, D, cfg, state=state, progress=False)["seconds"]
+
+    uninterrupted = run(tmp_path / "full.safetensors")          # readings: start, save 3, save 6, end
+    calls, ema = [], train.ema_update
+
+    def dies_at_step_5(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        ema(*args)
+
+    monkeypatch.setattr(train, "ema_update", dies_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "part.safetensors")                       # start, save 3 (1 s so far), then killed
+    monkeypatch.setattr(train, "ema_update", ema)
+    assert run(tmp_path / "part.safetensors") == uninterrupted == 3.0   # 1 s before the kill + 2 s after

@@ -128,7 +128,8 @@ class _Optimizers:
 
 def train_gan(G: nn.Module, D: nn.Module, cfg: GANTrainConfig, state: Path | None = None,
               progress: bool = True) -> dict:
-    """Train G and D on Fashion-MNIST; G ends holding the EMA weights. Returns {'seconds', 'steps', 'loss_d', 'loss_g'}.
+    """Train G and D on Fashion-MNIST; G ends holding the EMA weights. Returns {'seconds', 'steps', 'loss_d', 'loss_g'},
+    'seconds' counting the training loop of every run that led here (a resumed run adds the earlier ones').
 
     With ``state`` the run saves everything every ``cfg.state_every`` steps (``course_lib.resume``) and resumes
     from there when started again with the same config."""
@@ -145,11 +146,11 @@ def train_gan(G: nn.Module, D: nn.Module, cfg: GANTrainConfig, state: Path | Non
     trio = nn.ModuleDict({"g": G, "d": D, "ema": ema})
     gen = torch.Generator().manual_seed(cfg.seed)
     config = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items() if k != "state_every"}
-    start, losses = 0, torch.zeros(cfg.steps, 2)
+    start, losses, before = 0, torch.zeros(cfg.steps, 2), 0.0     # before: seconds of earlier, interrupted runs
     resumed = load_state(state, trio, opt, generator=gen, config=config) if state is not None else None
     if resumed is not None:
         start, extra = resumed
-        losses = extra["losses"]
+        losses, before = extra["losses"], float(extra.get("seconds", torch.zeros(())))
     t0 = time.perf_counter()
     for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="GAN"):
         kw = growth(cfg, step)
@@ -161,7 +162,9 @@ def train_gan(G: nn.Module, D: nn.Module, cfg: GANTrainConfig, state: Path | Non
         losses[step, 1] = g_step(G, D, opt.optimizers["g"], z[1], **kw)
         ema_update(ema, G, cfg.ema_decay)
         if state is not None and ((step + 1) % cfg.state_every == 0 or step + 1 == cfg.steps):
-            save_state(state, step + 1, trio, opt, generator=gen, extra={"losses": losses}, config=config)
+            seconds = torch.tensor(before + time.perf_counter() - t0, dtype=torch.float64)
+            save_state(state, step + 1, trio, opt, generator=gen, extra={"losses": losses, "seconds": seconds},
+                       config=config)
     G.load_state_dict(ema.state_dict())
-    return {"seconds": round(time.perf_counter() - t0, 1), "steps": cfg.steps,
+    return {"seconds": round(before + time.perf_counter() - t0, 1), "steps": cfg.steps,
             "loss_d": float(losses[-500:, 0].mean()), "loss_g": float(losses[-500:, 1].mean())}
