@@ -220,6 +220,22 @@ def test_ema_update():
         torch.testing.assert_close(p.detach(), e)
 
 
+def killed_during_step_5(monkeypatch, start_run) -> None:
+    """Run ``start_run()`` with the EMA update raising KeyboardInterrupt at its 5th call, as a kill would."""
+    calls, ema = [], train.ema_update
+
+    def dies_at_step_5(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        ema(*args)
+
+    monkeypatch.setattr(train, "ema_update", dies_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        start_run()
+    monkeypatch.setattr(train, "ema_update", ema)
+
+
 def test_train_gan_resumes_to_the_same_weights(tmp_path, monkeypatch):
     import course_lib.data as data
 
@@ -234,18 +250,8 @@ def test_train_gan_resumes_to_the_same_weights(tmp_path, monkeypatch):
         return G, out
 
     G_full, full = run(tmp_path / "full.safetensors")
-    state, calls, ema = tmp_path / "part.safetensors", [], train.ema_update
-
-    def dies_at_step_5(*args):                   # the run is killed during its 5th step, after the save at 3
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        ema(*args)
-
-    monkeypatch.setattr(train, "ema_update", dies_at_step_5)
-    with pytest.raises(KeyboardInterrupt):
-        run(state)
-    monkeypatch.setattr(train, "ema_update", ema)
+    state = tmp_path / "part.safetensors"
+    killed_during_step_5(monkeypatch, lambda: run(state))     # after its save at step 3
     G_resumed, resumed = run(state)
     assert resumed["loss_d"] == full["loss_d"]
     for a, b in zip(G_full.state_dict().values(), G_resumed.state_dict().values()):
@@ -268,16 +274,5 @@ def test_train_gan_seconds_count_the_interrupted_run_too(tmp_path, monkeypatch):
         return train.train_gan(G, D, cfg, state=state, progress=False)["seconds"]
 
     uninterrupted = run(tmp_path / "full.safetensors")          # readings: start, save 3, save 6, end
-    calls, ema = [], train.ema_update
-
-    def dies_at_step_5(*args):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        ema(*args)
-
-    monkeypatch.setattr(train, "ema_update", dies_at_step_5)
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "part.safetensors")                       # start, save 3 (1 s so far), then killed
-    monkeypatch.setattr(train, "ema_update", ema)
+    killed_during_step_5(monkeypatch, lambda: run(tmp_path / "part.safetensors"))  # start, save 3 (1 s), killed
     assert run(tmp_path / "part.safetensors") == uninterrupted == 3.0   # 1 s before the kill + 2 s after
