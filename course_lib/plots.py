@@ -40,7 +40,7 @@ def image_grid(images: Tensor, titles: list[str] | None = None, ncols: int = 8, 
         if i < n:
             ax.imshow(_as_hw(images[i]), vmin=vmin, vmax=vmax, cmap="gray")
             if titles:
-                ax.set_title(titles[i], fontsize=7)
+                ax.set_title(titles[i], fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
@@ -57,20 +57,21 @@ def overlay_heatmap(ax: plt.Axes, image: Tensor, heat: Tensor, alpha: float = 0.
 
 
 def draw_boxes(ax: plt.Axes, boxes: Tensor, labels: Tensor | None = None, scores: Tensor | None = None,
-               class_names: tuple[str, ...] | None = None, color=None, linestyle: str = "-") -> None:
+               class_names: tuple[str, ...] | None = None, color=None, linestyle: str = "-",
+               fontsize: float = 8, linewidth: float = 1.2) -> None:
     """Draw boxes (K, 4) xyxy in pixel units, with optional labels (K,) and scores (K,)."""
     boxes = torch.as_tensor(boxes).detach().cpu().reshape(-1, 4)
     for k, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
         c = color or COLORS[int(labels[k]) % 10 if labels is not None else 0]
         ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=c,
-                                   linewidth=1.2, linestyle=linestyle))
+                                   linewidth=linewidth, linestyle=linestyle))
         text = []
         if labels is not None:
             text.append(class_names[int(labels[k])] if class_names else str(int(labels[k])))
         if scores is not None:
             text.append(f"{float(scores[k]):.2f}")
         if text:
-            ax.text(x0, y0 - 1, " ".join(text), color=c, fontsize=6, va="bottom")
+            ax.text(x0, y0 - 1, " ".join(text), color=c, fontsize=fontsize, va="bottom")
 
 
 def show_scene(ax: plt.Axes, image: Tensor, target: dict, class_names: tuple[str, ...] | None = None,
@@ -83,5 +84,5 @@ def show_scene(ax: plt.Axes, image: Tensor, target: dict, class_names: tuple[str
             tint[m] = torch.tensor([*COLORS[int(target["labels"][k]) % 10], 0.35])
         ax.imshow(tint)
     draw_boxes(ax, target["boxes"], target["labels"], class_names=class_names)
-    ax.set_title(target.get("caption", ""), fontsize=7)
+    ax.set_title(target.get("caption", ""), fontsize=8)
     ax.axis("off")

@@ -277,6 +277,20 @@ def test_map_matches_torchmetrics(seed, tied, iou_threshold):
         torchmetrics_map(preds, targets, iou_threshold), abs=1e-4)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_coco_summary_of_boxes_matches_torchmetrics_at_cocos_ten_thresholds(seed):
+    """AP[.5:.95], AP50 and AP75 of boxes against torchmetrics run once over COCO's ten default thresholds."""
+    from course_lib.detection.metrics import coco_summary
+    from course_lib.detection.seg_metrics import torchmetrics_map as coco_reference
+
+    preds, targets = random_detections(seed)
+    mine = coco_summary(lambda t: mean_average_precision(preds, targets, t))
+    reference = coco_reference(preds, targets, "bbox", None)
+    for key in ("AP", "AP50", "AP75"):
+        assert mine[key] == pytest.approx(reference[key], abs=1e-4), key
+    assert mine["AP"] < mine["AP50"] - 0.01, "3-pixel jitter should lose AP at the strict thresholds"
+
+
 def test_map_edge_cases_match_torchmetrics():
     empty = {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64)}
     gt = {"boxes": torch.tensor([[0, 0, 10, 10.], [20, 20, 30, 30]]), "labels": torch.tensor([1, 2])}

@@ -156,6 +156,21 @@ def test_mask_ap_matches_torchmetrics_segm(seed, iou_threshold):
     assert 0 <= mine <= 1
 
 
+@pytest.mark.parametrize("seed", [1, 2, 4])
+def test_coco_summary_of_masks_matches_torchmetrics_at_cocos_ten_thresholds(seed):
+    """AP[.5:.95], AP50 and AP75 of masks against pycocotools (through torchmetrics) run once over its default
+    thresholds 0.50:0.05:0.95. (Seeds with noisy masks, so that the strict thresholds lose AP.)"""
+    from course_lib.detection.metrics import coco_summary
+
+    preds, targets = random_instances(seed)
+    mine = coco_summary(lambda t: mask_average_precision(preds, targets, t))
+    reference = torchmetrics_map(preds, targets, "segm", None)
+    assert set(mine) == set(reference) == {"AP", "AP50", "AP75"}
+    for key in mine:
+        assert mine[key] == pytest.approx(reference[key], abs=1e-6), key
+    assert mine["AP"] < mine["AP50"] - 0.01, "noisy masks should lose AP at the strict thresholds"
+
+
 def test_mask_ap_counts_detections_on_images_without_ground_truth_as_pycocotools_does():
     """torchmetrics' segm mode skips an image without ground-truth masks (its detections vanish); COCOeval counts
     them as false positives, as course_lib's box mAP and torchmetrics' bbox mode do. We follow pycocotools."""

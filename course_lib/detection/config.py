@@ -16,7 +16,7 @@ class RCNNNotebookConfig:
 
 
 RCNN_CONFIGS = {
-    "smoke": RCNNNotebookConfig(n_recall_scenes=5, n_train_scenes=8, steps=5, n_eval_scenes=10),
+    "smoke": RCNNNotebookConfig(n_recall_scenes=4, n_train_scenes=4, steps=2, n_eval_scenes=6),
     "cpu": RCNNNotebookConfig(n_recall_scenes=100, n_train_scenes=150, steps=120, n_eval_scenes=200),
     "gpu": RCNNNotebookConfig(n_recall_scenes=300, n_train_scenes=1500, steps=1500, n_eval_scenes=500),
 }
@@ -32,12 +32,16 @@ class YOLONotebookConfig:
     steps: int                # steps of that run (batch 64)
     n_eval_scenes: int        # held-out scenes for mAP
     n_speed_images: int       # images timed for images/second (YOLO and R-CNN)
+    n_compare_scenes: int = 200  # the first held-out scenes, where R-CNN is evaluated too (notebook 03's 200)
+    n_crowd_scenes: int = 300    # 4-item scenes drawn with overlaps allowed, searched for objects sharing a cell
 
 
 YOLO_CONFIGS = {
-    "smoke": YOLONotebookConfig(n_train_scenes=128, steps=5, n_eval_scenes=20, n_speed_images=4),
+    "smoke": YOLONotebookConfig(n_train_scenes=128, steps=5, n_eval_scenes=20, n_speed_images=4, n_compare_scenes=4,
+                                 n_crowd_scenes=40),
     "cpu": YOLONotebookConfig(n_train_scenes=3_000, steps=200, n_eval_scenes=300, n_speed_images=30),
-    "gpu": YOLONotebookConfig(n_train_scenes=20_000, steps=3_000, n_eval_scenes=1_000, n_speed_images=100),
+    "gpu": YOLONotebookConfig(n_train_scenes=20_000, steps=3_000, n_eval_scenes=1_000, n_speed_images=100,
+                               n_crowd_scenes=1_000),
 }
 
 

@@ -24,6 +24,8 @@ targets ``{"boxes": (G, 4) float xyxy, "labels": (G,) int}``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -121,3 +123,13 @@ def mean_average_precision(preds: list[dict], targets: list[dict], iou_threshold
         precision, recall, n_gt = precision_recall(preds, targets, label, iou_threshold)
         aps.append(average_precision_101(precision, recall))
     return sum(aps) / len(aps) if aps else -1.0
+
+
+COCO_IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))   # 0.50, 0.55, ..., 0.95
+
+
+def coco_summary(ap_at: Callable[[float], float]) -> dict[str, float]:
+    """COCO's three headline numbers from ``ap_at(iou_threshold)`` (an AP at one IoU threshold, for boxes or
+    masks): AP50, AP75 and AP = the mean over the ten thresholds 0.50:0.05:0.95 ("AP[.5:.95]")."""
+    aps = {t: ap_at(t) for t in COCO_IOU_THRESHOLDS}
+    return {"AP": sum(aps.values()) / len(aps), "AP50": aps[0.5], "AP75": aps[0.75]}

@@ -106,14 +106,17 @@ def mask_average_precision(preds: list[dict], targets: list[dict], iou_threshold
     return sum(aps) / len(aps) if aps else -1.0
 
 
-def torchmetrics_map(preds: list[dict], targets: list[dict], iou_type: str = "segm", iou_threshold: float = 0.5) -> float:
+def torchmetrics_map(preds: list[dict], targets: list[dict], iou_type: str = "segm",
+                     iou_threshold: float | None = 0.5) -> float | dict[str, float]:
     """The cross-check: torchmetrics' MeanAveragePrecision (pycocotools backend) at one IoU threshold, for
-    ``iou_type`` "segm" (masks, binarized as above) or "bbox" (boxes)."""
+    ``iou_type`` "segm" (masks, binarized as above) or "bbox" (boxes). With ``iou_threshold=None``, COCO's ten
+    thresholds, and the dict {"AP", "AP50", "AP75"} (as ``metrics.coco_summary``)."""
     import warnings
 
     from torchmetrics.detection import MeanAveragePrecision
 
-    metric = MeanAveragePrecision(iou_type=iou_type, iou_thresholds=[iou_threshold], box_format="xyxy")
+    thresholds = None if iou_threshold is None else [iou_threshold]
+    metric = MeanAveragePrecision(iou_type=iou_type, iou_thresholds=thresholds, box_format="xyxy")
     metric.warn_on_many_detections = False
     key = "masks" if iou_type == "segm" else "boxes"
     p = [{key: binarize(d[key]) if key == "masks" else d[key], "scores": d["scores"], "labels": d["labels"]} for d in preds]
@@ -121,4 +124,7 @@ def torchmetrics_map(preds: list[dict], targets: list[dict], iou_type: str = "se
     metric.update(p, t)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return float(metric.compute()["map"])
+        result = metric.compute()
+    if iou_threshold is None:
+        return {"AP": float(result["map"]), "AP50": float(result["map_50"]), "AP75": float(result["map_75"])}
+    return float(result["map"])

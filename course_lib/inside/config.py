@@ -22,8 +22,8 @@ class InsideConfig:
 
 
 CONFIGS = {
-    "smoke": InsideConfig(n_scan=100, n_val_scenes=32, n_eval_scenes=32, regressor_steps=5, n_train_scenes=128,
-                          regressor_batch=16, k=4, n_occlusion_pool=8),
+    "smoke": InsideConfig(n_scan=64, n_val_scenes=16, n_eval_scenes=16, regressor_steps=3, n_train_scenes=32,
+                          regressor_batch=16, k=4, n_occlusion_pool=4),
     "cpu": InsideConfig(n_scan=None, n_val_scenes=200, n_eval_scenes=500, regressor_steps=100, n_train_scenes=2000),
     "gpu": InsideConfig(n_scan=None, n_val_scenes=500, n_eval_scenes=2000, regressor_steps=1500,
                         n_train_scenes=20_000),
