@@ -49,11 +49,12 @@ def _yolo():
     return yolo.YOLOv1(), lambda m: yolo_train.train_yolo(m, yolo_train.SHIPPED)
 
 
-def _maskrcnn(reference: bool):
+def _maskrcnn(variant: str):
     def make():
         from course_lib.detection import maskrcnn, maskrcnn_train
 
-        model = maskrcnn_train.build_torchvision_reference() if reference else maskrcnn.MaskRCNN()
+        model = (maskrcnn_train.build_torchvision_reference() if variant == "torchvision"
+                 else maskrcnn.MaskRCNN(pooler="pool" if variant == "roipool" else "align"))
         return model, lambda m: maskrcnn_train.train_maskrcnn(m, maskrcnn_train.SHIPPED)
     return make
 
@@ -88,6 +89,14 @@ def _gan(name: str):
     return make
 
 
+def _translation(name: str):
+    def make():
+        from course_lib.translation import shipped
+
+        return shipped.build_translator(name), lambda m: shipped.train_shipped(m, name)
+    return make
+
+
 SHIPPED: dict[str, Callable[[], tuple[nn.Module, Callable[[nn.Module], dict]]]] = {
     "fmnist_classifier": _classifier("fmnist_classifier"),
     "fmnist_alexnet": _classifier("fmnist_alexnet"),
@@ -95,8 +104,9 @@ SHIPPED: dict[str, Callable[[], tuple[nn.Module, Callable[[nn.Module], dict]]]] 
     "scene_box_regressor": _scene_box_regressor,
     "rcnn": _rcnn,
     "yolo_v1": _yolo,
-    "maskrcnn": _maskrcnn(reference=False),
-    "maskrcnn_torchvision_ref": _maskrcnn(reference=True),
+    "maskrcnn": _maskrcnn("ours"),
+    "maskrcnn_torchvision_ref": _maskrcnn("torchvision"),
+    "maskrcnn_roipool": _maskrcnn("roipool"),
     "ae_latent2": _vae("ae_latent2"),
     "vae_latent2": _vae("vae_latent2"),
     "vae_latent16": _vae("vae_latent16"),
@@ -106,6 +116,11 @@ SHIPPED: dict[str, Callable[[], tuple[nn.Module, Callable[[nn.Module], dict]]]] 
     "gan_dcgan": _gan("gan_dcgan"),
     "gan_progan": _gan("gan_progan"),
     "gan_stylegan": _gan("gan_stylegan"),
+    "p2p_l1only": _translation("p2p_l1only"),
+    "p2p_lambda1": _translation("p2p_lambda1"),
+    "p2p_lambda10": _translation("p2p_lambda10"),
+    "p2p_lambda100": _translation("p2p_lambda100"),
+    "munit_edges2items": _translation("munit_edges2items"),
 }
 
 

@@ -309,3 +309,22 @@ def test_checks_accept_the_computed_answer_and_reject_others(name, capsys):
     assert bool(check(wrong)) is False
     assert bool(check(None)) is False
     assert "Not answered yet" in capsys.readouterr().out
+
+
+def test_roipool_variant_pools_with_roi_pool_and_rejects_unknown_poolers():
+    """The ablation's model: MaskRCNN(pooler="pool") pools with RoIPool (torchvision's kernel, checked here
+    against course_lib's loop), the default with RoIAlign; any other name is refused."""
+    from course_lib.detection.maskrcnn import STRIDE, MaskRCNN
+    from course_lib.detection.roi import roi_align, roi_pool
+
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(2, 64, 16, 16, generator=g)
+    corners = torch.rand(2, 5, 2, generator=g) * 40
+    boxes = [torch.cat([c, c + 4 + torch.rand(5, 2, generator=g) * 20], dim=1) for c in corners]   # (5, 4) each
+    pooled = MaskRCNN(pooler="pool").pool(features, boxes, 7)
+    torch.testing.assert_close(pooled, roi_pool(features, boxes, 7, 1 / STRIDE), rtol=0, atol=0)
+    aligned = MaskRCNN().pool(features, boxes, 7)
+    torch.testing.assert_close(aligned, roi_align(features, boxes, 7, 1 / STRIDE, sampling_ratio=2))
+    assert not torch.allclose(pooled, aligned)
+    with pytest.raises(ValueError, match="'align'.*'pool'"):
+        MaskRCNN(pooler="warp")

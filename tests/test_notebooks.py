@@ -104,6 +104,7 @@ EXPECTED = {
                         "random_pointing_acc", "centre_pointing_acc", "fixed_box_iou", "top_purity_conv5"},
     "05_mask_rcnn": {"mask_map50", "box_map50", "torchmetrics_mask_map50", "tv_mask_map50", "tv_box_map50",
                      "mask_map75", "mask_ap", "box_ap", "tv_mask_map75", "tv_mask_ap", "tv_box_ap", "well_placed_class_acc",
+                     "roipool_mask_ap", "roipool_mask_map50", "roipool_mask_map75",
                      "roipool_corner_shift_px"},
     "06_autoencoders": {"pca_test_mse", "linear_ae_max_angle_deg", "linear_ae_test_mse", "plain_masked_mse",
                         "denoising_masked_mse", "plain_gauss_mse", "denoising_gauss_mse", "contractive_jacobian_norm",
@@ -116,6 +117,13 @@ EXPECTED = {
                       "g_grad_norm_nonsaturating", "gan_modes_hit", "gan_high_quality", "open_question_gap_at_dstar"},
     "10_dcgan_progan_stylegan": {"fid_floor", "vae_fid", "dcgan_short_fid", "dcgan_fid", "progan_fid", "stylegan_fid",
                                  "real_class_kl", "dcgan_class_kl", "progan_class_kl", "stylegan_class_kl"},
+    "11_image_translation": {"patch_receptive_field", "fid_floor", "mean_image_test_l1", "mean_image_fid",
+                             "edge_input_test_l1", "edge_input_fid", "l1only_test_l1", "l1only_fid", "pix2pix_test_l1",
+                             "pix2pix_fid", "pix2pix_lambda1_test_l1", "pix2pix_lambda1_fid", "pix2pix_lambda10_test_l1",
+                             "pix2pix_lambda10_fid", "short_l1only_test_l1", "short_pix2pix_test_l1",
+                             "l1only_sharpness", "pix2pix_sharpness", "real_sharpness", "munit_diversity",
+                             "pix2pix_diversity", "real_class_diversity", "munit_fid", "munit_class_kl",
+                             "munit_content_acc", "pix2pix_content_acc", "edge_judge_acc", "judge_real_acc"},
 }
 
 

@@ -24,7 +24,7 @@ from course_lib.detection.seg_metrics import mask_average_precision
 from course_lib.profiles import pick
 from course_lib.utils import device as default_device
 
-CHECKPOINT, REFERENCE = "maskrcnn", "maskrcnn_torchvision_ref"
+CHECKPOINT, REFERENCE, ROIPOOL = "maskrcnn", "maskrcnn_torchvision_ref", "maskrcnn_roipool"
 N_TEST = 300
 
 
@@ -156,6 +156,12 @@ def _load(name: str, model: nn.Module, device, profile: str) -> nn.Module:
 def load_maskrcnn(device=None, profile: str = "auto") -> mr.MaskRCNN:
     """The trained ``maskrcnn`` in eval mode on ``device``: shipped, else cached, else trained now."""
     return _load(CHECKPOINT, mr.MaskRCNN(), device, profile)
+
+
+def load_maskrcnn_roipool(device=None, profile: str = "auto") -> mr.MaskRCNN:
+    """The ablation ``maskrcnn_roipool``: ``maskrcnn`` with RoIPool in place of RoIAlign in both heads, trained
+    the same way (``SHIPPED``), like ``load_maskrcnn``."""
+    return _load(ROIPOOL, mr.MaskRCNN(pooler="pool"), device, profile)
 
 
 def load_torchvision_reference(device=None, profile: str = "auto") -> nn.Module:
