@@ -14,7 +14,7 @@ import functools
 import torch
 from torch import Tensor
 
-from course_lib.cnn.train import check_images
+from course_lib.training import check_images
 
 
 @functools.lru_cache(maxsize=2)

@@ -6,7 +6,7 @@ the safetensors body; the nested structure around them (Python numbers, strings,
 keys) is JSON in the file's metadata -- nothing is ever unpickled. Each save is atomic, so a run killed at
 any moment (SIGKILL included) leaves either the previous state or the new one under the final name.
 
-``fit`` in ``course_lib.cnn.train`` uses it: killed and started again with the same ``state`` path and the
+``fit`` in ``course_lib.training`` uses it: killed and started again with the same ``state`` path and the
 same arguments, it resumes from the last saved step and ends with the same weights as an uninterrupted run.
 """
 

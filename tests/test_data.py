@@ -408,7 +408,8 @@ def test_no_data_fails_before_any_training_starts(no_sources, monkeypatch):
     """A checkpoint that must be trained, with no dataset and no network: the data error comes first,
     before a model takes a single optimizer step (no half-trained state is left behind)."""
     from course_lib import checkpoints
-    from course_lib.cnn import classifier, train
+    from course_lib import training as train
+    from course_lib.cnn import classifier
 
     monkeypatch.setenv("COURSE_OFFLINE", "1")
     monkeypatch.setattr(checkpoints, "shipped_dir", lambda: None)  # nothing shipped either

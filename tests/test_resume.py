@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from course_lib import checkpoints
-from course_lib.cnn.train import fit
+from course_lib.training import fit
 from course_lib.resume import load_state, save_state
 
 
@@ -82,7 +82,7 @@ def test_fit_interrupted_by_an_error_resumes_to_the_same_weights(tmp_path, monke
     reference = tiny_model()
     fit(reference, images, labels, epochs=3, batch_size=16, progress=False)  # 18 steps, no state
 
-    import course_lib.cnn.train as train_module
+    import course_lib.training as train_module
     real_step, calls = train_module.train_step, []
 
     def crash_at_8(*args):
@@ -109,8 +109,8 @@ CHILD = textwrap.dedent("""
     from torch import nn
     torch.set_num_threads(1)                 # the same settings in every run, whatever the caller's environment
     torch.use_deterministic_algorithms(True)
-    import course_lib.cnn.train as t
-    from course_lib.cnn.train import fit
+    import course_lib.training as t
+    from course_lib.training import fit
     sys.path.insert(0, {tests!r})
     from test_resume import tiny_data, tiny_model
     real = t.train_step

@@ -18,9 +18,9 @@ from torch import nn
 
 from course_lib import checkpoints
 from course_lib.cnn import build
-from course_lib.cnn.train import accuracy, fit
 from course_lib.data import fashion_mnist
 from course_lib.profiles import pick
+from course_lib.training import accuracy, fit
 from course_lib.utils import device as default_device
 
 CHECKPOINT = "fmnist_classifier"

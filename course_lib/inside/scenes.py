@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 
 from course_lib import checkpoints
 from course_lib.cnn.resnet import ResNet
-from course_lib.cnn.train import accuracy, fit
 from course_lib.data import SceneConfig, fashion_scenes
 from course_lib.inside.localization import BoxRegressor, box_iou_single, train_step
 from course_lib.profiles import pick
+from course_lib.training import accuracy, fit
 from course_lib.utils import device as default_device
 
 SIZE = 64

@@ -41,8 +41,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from course_lib import checkpoints
-from course_lib.cnn.train import check_images
 from course_lib.profiles import pick
+from course_lib.training import check_images
 from course_lib.utils import (
     at_least_float32 as _upcast,  # float16/bfloat16 -> float32, else unchanged
 )
