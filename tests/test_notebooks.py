@@ -41,6 +41,9 @@ def test_committed_outputs_are_one_clean_cpu_run(path):
     assert counts == list(range(1, len(counts) + 1)), f"{path.name}: execution counts {counts}"
     errors = [o for c in code_cells(nb) for o in c.outputs if o.output_type == "error"]
     assert not errors, f"{path.name} has error outputs"
+    warned = [line for c in code_cells(nb) for o in c.outputs if o.output_type == "stream" and o.name == "stderr"
+              for line in o.text.splitlines() if "Warning:" in line]
+    assert not warned, f"{path.name}: the committed run printed warnings a learner would see: {warned[:3]}"
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and outputs_profile(nb) == "cpu", \
         f"{path.name} was not committed from a cpu-profile run of the runner"

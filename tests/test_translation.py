@@ -162,7 +162,7 @@ def test_munit_losses_are_the_papers_terms_and_training_lowers_them():
     x_a, x_b = torch.rand(4, 1, 28, 28) * 2 - 1, torch.rand(4, 1, 28, 28) * 2 - 1
     s_a, s_b = torch.randn(4, 4), torch.randn(4, 4)
     terms = munit.munit_losses(m, discs, x_a, x_b, s_a, s_b)
-    c_a, sa_own = m.encode(x_a, "a")
+    c_a, _ = m.encode(x_a, "a")
     torch.testing.assert_close(terms["x_ab"], m.dec["b"](c_a, s_b).detach())
     expected_total = terms["adv"] + 10 * terms["recon_x"] + terms["recon_c"] + terms["recon_s"]
     torch.testing.assert_close(terms["total"], expected_total)
@@ -174,3 +174,170 @@ def test_munit_losses_are_the_papers_terms_and_training_lowers_them():
     assert float(munit.munit_losses(m, discs, x_a, x_b, s_a, s_b)["recon_x"]) < 0.8 * first
     d = munit.munit_d_loss(discs, x_a, x_b, terms["x_ba"], terms["x_ab"])
     assert d.shape == () and float(d) > 0
+
+
+# ------------------------------------------------------------------------------------------ training (notebook 11)
+
+from dataclasses import replace
+
+from course_lib.translation import shipped, train
+
+
+def test_pix2pix_step_is_a_d_step_then_a_g_step_against_the_updated_d():
+    torch.manual_seed(0)
+    G, D = pix2pix.UNet(width=8), pix2pix.PatchDiscriminator(width=8)
+    G2, D2 = pix2pix.UNet(width=8), pix2pix.PatchDiscriminator(width=8)
+    G2.load_state_dict(G.state_dict()); D2.load_state_dict(D.state_dict())
+    sgd = lambda m: torch.optim.SGD(m.parameters(), lr=0.1)
+    x, y = torch.rand(4, 1, 28, 28) * 2 - 1, torch.rand(4, 1, 28, 28) * 2 - 1
+    out = train.pix2pix_step(G, D, sgd(G), sgd(D), x, y, lam=10.0)
+    # by hand: D's loss on G's output, D's step; then G's loss against the *updated* D, G's step
+    y_fake = G2(x)
+    loss_d = pix2pix.pix2pix_d_loss(D2, x, y_fake, y)
+    opt_d2, opt_g2 = sgd(D2), sgd(G2)
+    opt_d2.zero_grad(); loss_d.backward(); opt_d2.step()
+    terms = pix2pix.pix2pix_g_loss(D2, x, y_fake, y, 10.0)
+    opt_g2.zero_grad(); terms["total"].backward(); opt_g2.step()
+    torch.testing.assert_close(out["d"], loss_d.detach())
+    torch.testing.assert_close(out["l1"], terms["l1"].detach())
+    for a, b in zip(list(G.parameters()) + list(D.parameters()), list(G2.parameters()) + list(D2.parameters())):
+        torch.testing.assert_close(a, b)
+    assert all(p.requires_grad for p in D.parameters())               # D is trainable again after G's step
+
+
+def test_l1_step_is_one_step_on_the_l1_loss():
+    G = pix2pix.UNet(width=8)
+    x, y = torch.rand(4, 1, 28, 28) * 2 - 1, torch.rand(4, 1, 28, 28) * 2 - 1
+    before = F.l1_loss(G(x), y).detach()
+    out = train.l1_step(G, torch.optim.Adam(G.parameters(), lr=1e-3), x, y)
+    torch.testing.assert_close(out["l1"], before)
+    assert float(F.l1_loss(G(x), y)) < float(before)
+
+
+def test_munit_step_uses_fresh_prior_styles_and_updates_g_and_both_discriminators():
+    m = small_munit()
+    discs = torch.nn.ModuleDict({d: pix2pix.PatchDiscriminator(width=8, in_channels=1) for d in "ab"})
+    x_a, x_b = torch.rand(4, 1, 28, 28) * 2 - 1, torch.rand(4, 1, 28, 28) * 2 - 1
+    s_a, s_b = torch.randn(2, 4, 4, generator=torch.Generator().manual_seed(3))
+    expected = munit.munit_losses(m, discs, x_a, x_b, s_a, s_b)
+    g0 = [p.detach().clone() for p in m.parameters()]
+    d0 = {d: [p.detach().clone() for p in discs[d].parameters()] for d in "ab"}
+    out = train.munit_step(m, discs, torch.optim.Adam(m.parameters(), 1e-3), torch.optim.Adam(discs.parameters(), 1e-3),
+                           x_a, x_b, generator=torch.Generator().manual_seed(3))
+    for k in ("recon_x", "recon_c", "recon_s", "adv"):
+        torch.testing.assert_close(out[k], expected[k].detach())
+    assert float(out["d"]) > 0
+    assert any(not torch.equal(a, b) for a, b in zip(g0, m.parameters()))
+    for d in "ab":
+        assert any(not torch.equal(a, b) for a, b in zip(d0[d], discs[d].parameters()))
+
+
+def test_translate_gives_unit_range_images_in_eval_mode_and_restores_the_mode():
+    G = pix2pix.UNet(width=8).train()
+    edges = (torch.rand(7, 1, 28, 28) > 0.8).float()
+    y1, y2 = train.translate(G, edges, batch_size=3), train.translate(G, edges, batch_size=7)
+    assert y1.shape == (7, 1, 28, 28) and 0 <= float(y1.min()) and float(y1.max()) <= 1
+    torch.testing.assert_close(y1, y2)                               # eval mode: batch norm does not see the batch
+    assert G.training
+    m = small_munit()
+    s = torch.randn(7, 4)
+    out = train.munit_translate(m, edges, s=s, batch_size=3)
+    from course_lib.gans.dcgan import to_gan, to_unit
+    torch.testing.assert_close(out, to_unit(m.eval().translate(to_gan(edges), "a", "b", s=s)))
+    assert not torch.equal(train.munit_translate(m, edges, seed=0), train.munit_translate(m, edges, seed=1))
+
+
+def _tiny_cfg(kind: str) -> train.TranslationTrainConfig:
+    return train.TranslationTrainConfig(kind, steps=6, batch_size=4, width=8, channels=8, style_dim=4, state_every=3)
+
+
+@pytest.mark.parametrize("kind", ["pix2pix", "l1", "munit"])
+def test_train_translation_resumes_to_the_same_weights(kind, tmp_path, monkeypatch):
+    a, b = torch.rand(32, 1, 28, 28) * 2 - 1, torch.rand(32, 1, 28, 28) * 2 - 1
+    monkeypatch.setattr(train, "training_data", lambda cfg: (a, b))
+    cfg = _tiny_cfg(kind)
+    step_name = {"pix2pix": "pix2pix_step", "l1": "l1_step", "munit": "munit_step"}[kind]
+
+    def run(state):
+        torch.manual_seed(0)
+        model = train.build_model(cfg)
+        return model, train.train_translation(model, cfg, state=state, progress=False)
+
+    full_model, full = run(tmp_path / "full.safetensors")
+    state = tmp_path / "part.safetensors"
+    calls, step = [], getattr(train, step_name)
+
+    def dies_at_step_5(*args, **kw):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return step(*args, **kw)
+
+    monkeypatch.setattr(train, step_name, dies_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        run(state)                                                  # saved after step 3, killed in step 5
+    monkeypatch.setattr(train, step_name, step)
+    resumed_model, resumed = run(state)
+    assert resumed["steps"] == 6 and resumed[f"loss_{'l1' if kind != 'munit' else 'recon_x'}"] == \
+        full[f"loss_{'l1' if kind != 'munit' else 'recon_x'}"]
+    for x, y in zip(full_model.state_dict().values(), resumed_model.state_dict().values()):
+        assert torch.equal(x, y)
+
+
+def test_train_translation_seconds_count_the_interrupted_run_too(tmp_path, monkeypatch):
+    import types
+
+    a = torch.rand(32, 1, 28, 28) * 2 - 1
+    monkeypatch.setattr(train, "training_data", lambda cfg: (a, a))
+    clock = iter(range(1000))                     # a fake clock: each reading is one second after the last
+    monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
+    cfg = _tiny_cfg("l1")
+
+    def run(state):
+        return train.train_translation(train.build_model(cfg), cfg, state=state, progress=False)["seconds"]
+
+    uninterrupted = run(tmp_path / "full.safetensors")          # readings: start, save 3, save 6, end
+    calls, step = [], train.l1_step
+
+    def dies_at_step_5(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return step(*args)
+
+    monkeypatch.setattr(train, "l1_step", dies_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "part.safetensors")                      # start, save 3 (1 s), killed
+    monkeypatch.setattr(train, "l1_step", step)
+    assert run(tmp_path / "part.safetensors") == uninterrupted == 3.0
+
+
+def test_shipped_unets_differ_only_in_the_loss_and_fallbacks_are_shorter():
+    from course_lib import shipping
+
+    unets = {n: c for n, c in shipped.SHIPPED.items() if c.kind != "munit"}
+    assert set(unets) == {"p2p_l1only", "p2p_lambda1", "p2p_lambda10", "p2p_lambda100"}
+    base = replace(unets["p2p_lambda100"], kind="pix2pix", lam=0.0)
+    assert all(replace(c, kind="pix2pix", lam=0.0) == base for c in unets.values())          # same run but the loss
+    assert sorted(c.lam for n, c in unets.items() if c.kind == "pix2pix") == [1.0, 10.0, 100.0]
+    assert set(shipped.SHIPPED) <= set(shipping.SHIPPED)
+    for name, spec in shipped.SHIPPED.items():
+        smoke, n_eval = shipped.fallback_config(name, "smoke")
+        assert smoke.steps < spec.steps and smoke.n_train <= 200 and n_eval <= 200
+        assert replace(smoke, steps=spec.steps, n_train=spec.n_train) == spec
+        assert shipped.fallback_config(name, "gpu")[0] == spec
+        assert isinstance(shipped.build_translator(name), munit.MUNIT if spec.kind == "munit" else pix2pix.UNet)
+    with pytest.raises(ValueError, match="unknown translation model"):
+        shipped.build_translator("p2p_lambda1000")
+    with pytest.raises(ValueError, match="unknown kind"):
+        train.build_model(replace(base, kind="cyclegan"))
+
+
+def test_notebook_config_profiles_grow():
+    from course_lib.translation.config import translation_config
+
+    smoke, cpu, gpu = (translation_config(p) for p in ("smoke", "cpu", "gpu"))
+    for field in ("steps", "munit_steps", "n_train", "n_test", "n_div"):
+        assert getattr(smoke, field) < getattr(cpu, field) <= getattr(gpu, field), field
+    assert min(c.n_styles for c in (smoke, cpu, gpu)) >= 2              # pairwise distances need two outputs
+    assert translation_config("smoke", steps=3).steps == 3

@@ -1,7 +1,7 @@
 """Notebook 11's shipped checkpoints: pix2pix at three values of lambda, its L1-only twin, and MUNIT.
 
-The four U-Nets are the same generator (width 32, 137k parameters) trained for the same 10,000 steps of batch 32
-(5.3 epochs of the 60,000 training pairs) with the paper's Adam settings (lr 2e-4, betas (0.5, 0.999)); they
+The four U-Nets are the same generator (width 32, 137k parameters) trained for the same 5,000 steps of batch 32
+(2.7 epochs of the 60,000 training pairs) with the paper's Adam settings (lr 2e-4, betas (0.5, 0.999)); they
 differ only in the loss: L1 alone, or Eq. 4 with lambda = 1, 10, 100 (the paper's). MUNIT (channels 32,
 style_dim 8) trains for 3,500 steps of 16 edge maps and 16 *other* items (unpaired), with its paper's
 lr 1e-4 and lambda_x = 10, lambda_c = lambda_s = 1. Each checkpoint holds the generator only;
@@ -10,7 +10,7 @@ lr 1e-4 and lambda_x = 10, lambda_c = lambda_s = 1. Each checkpoint holds the ge
 
 Measured on one CPU thread, the machine's other core busy (30-second benchmarks): L1-only 21.5 steps/s,
 pix2pix 11.2 steps/s (batch 32); MUNIT 3.7 steps/s (batch 16, channels 32), 3.2 steps/s in a 400-step trial run of
-``train_translation``. So about 8 min for the L1-only U-Net, 15 min for each pix2pix and 16-18 min for MUNIT.
+``train_translation``. So about 4 min for the L1-only U-Net, 7.5 min for each pix2pix and 16-18 min for MUNIT.
 """
 
 from __future__ import annotations
@@ -21,9 +21,13 @@ import torch
 from torch import nn
 
 from course_lib.profiles import resolve
-from course_lib.translation.train import TranslationTrainConfig, build_model, train_translation
+from course_lib.translation.train import (
+    TranslationTrainConfig,
+    build_model,
+    train_translation,
+)
 
-P2P_STEPS = 10_000          # pix2pix: 11.2 steps/s on one thread -> ~15 min; L1-only (21.5 steps/s) -> ~8 min
+P2P_STEPS = 5_000           # pix2pix: 11.2 steps/s on one thread -> ~7.5 min; L1-only (21.5 steps/s) -> ~4 min
 MUNIT_STEPS = 3_500         # 3.2-3.7 steps/s on one thread -> 16-18 min
 LAMBDAS = (1, 10, 100)
 

@@ -24,7 +24,12 @@ from torch import Tensor, nn
 from course_lib.gans.dcgan import to_gan, to_unit
 from course_lib.gans.train import _Optimizers
 from course_lib.translation.munit import MUNIT, munit_d_loss, munit_losses
-from course_lib.translation.pix2pix import PatchDiscriminator, UNet, pix2pix_d_loss, pix2pix_g_loss
+from course_lib.translation.pix2pix import (
+    PatchDiscriminator,
+    UNet,
+    pix2pix_d_loss,
+    pix2pix_g_loss,
+)
 
 
 def pix2pix_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
