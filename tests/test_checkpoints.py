@@ -306,3 +306,25 @@ def test_malformed_manifest_entry_warns_and_retrains(cache, entry):
     with pytest.warns(CheckpointWarning, match="malformed"):
         load("tiny", model, train, profile="cpu")
     assert train.calls == 1
+
+
+def test_chapters_declare_their_checkpoints_and_the_core_imports_none():
+    """``python -m course_lib checkpoints`` finds every shipped checkpoint through the chapters' own
+    ``shipped.CHECKPOINTS``: each file in data/checkpoints has a declaration that builds a model, and the core's
+    shipping module names no chapter (a new chapter adds nothing there)."""
+    import ast
+
+    import course_lib.shipping as shipping
+
+    found = shipping.registry()
+    folder = Path(shipping.__file__).parents[1] / "data" / "checkpoints"
+    files = {p.stem for p in folder.glob("*.safetensors")}
+    assert files and files <= set(found), f"shipped without a declaration: {sorted(files - set(found))}"
+    assert set(read_manifest(folder)) <= set(found)
+    model, train = found["fmnist_classifier"]()
+    assert isinstance(model, nn.Module) and callable(train)
+    tree = ast.parse(Path(shipping.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    chapters = {p.parent.name for p in Path(shipping.__file__).parent.glob("*/__init__.py")}
+    assert not {m for m in imported if m.split(".")[1:2] and m.split(".")[1] in chapters}, imported

@@ -320,7 +320,7 @@ def test_shipped_unets_differ_only_in_the_loss_and_fallbacks_are_shorter():
     base = replace(unets["p2p_lambda100"], kind="pix2pix", lam=0.0)
     assert all(replace(c, kind="pix2pix", lam=0.0) == base for c in unets.values())          # same run but the loss
     assert sorted(c.lam for n, c in unets.items() if c.kind == "pix2pix") == [1.0, 10.0, 100.0]
-    assert set(shipped.SHIPPED) <= set(shipping.SHIPPED)
+    assert set(shipped.SHIPPED) <= set(shipping.registry())
     for name, spec in shipped.SHIPPED.items():
         smoke, n_eval = shipped.fallback_config(name, "smoke")
         assert smoke.steps < spec.steps and smoke.n_train <= 200 and n_eval <= 200

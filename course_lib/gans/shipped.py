@@ -72,3 +72,12 @@ def load_generator(name: str, device: torch.device | str = "cpu", profile: str =
     G = build_generator(name).to(device)
     G.checkpoint_entry = checkpoints.load(name, G, lambda m: train_shipped(m, name), profile=profile)
     return G.eval()
+
+
+def _make(name: str):
+    def make():
+        return build_generator(name), lambda m: train_shipped(m, name)
+    return make
+
+
+CHECKPOINTS = {name: _make(name) for name in SHIPPED}     # for ``python -m course_lib checkpoints``

@@ -90,3 +90,12 @@ def load_translator(name: str, device: torch.device | str = "cpu", profile: str 
     model.checkpoint_entry = checkpoints.load(
         name, model, lambda m: train_shipped(m, name, cfg, progress=False, n_eval=n_eval), profile=profile)
     return model.eval()
+
+
+def _make(name: str):
+    def make():
+        return build_translator(name), lambda m: train_shipped(m, name)
+    return make
+
+
+CHECKPOINTS = {name: _make(name) for name in SHIPPED}     # for ``python -m course_lib checkpoints``
