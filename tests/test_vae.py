@@ -399,3 +399,24 @@ def test_checks_accept_the_right_answers_and_reject_others(capsys):
     assert not checks.check_bernoulli_nll(0.1)
     assert not checks.check_gaussian_kl(None)
     assert "Not answered yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("levels", [(8, 4), (6, 4, 2)])
+def test_hierarchical_kl_per_level_adds_up_to_the_kl_term(levels):
+    """Each level's KL of one sampled chain; their sum is ``terms``' KL on the same noise, and the top level's
+    equals torch.distributions' closed-form KL of q(z_T | z_{T-1}) against N(0, I)."""
+    from torch.distributions import Normal, kl_divergence
+
+    torch.manual_seed(0)
+    model, x = HierarchicalVAE(levels, 32, 16).to(torch.float64), binary_images(6).to(torch.float64)
+    torch.manual_seed(3)
+    per_level = model.kl_per_level(x)
+    torch.manual_seed(3)
+    _, kl = model.terms(x)
+    torch.manual_seed(3)
+    chain = model.infer(x)
+    assert len(per_level) == len(levels) and all(t.shape == (6,) for t in per_level)
+    torch.testing.assert_close(sum(per_level), kl, rtol=1e-12, atol=1e-9)
+    _, mu, logvar = chain[-1]
+    top = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1)
+    torch.testing.assert_close(per_level[-1], top, rtol=1e-10, atol=1e-10)

@@ -15,10 +15,11 @@ class VAENotebookConfig:
     n_fid: int                  # prior samples per model (and real test images) for each FID
     n_nll: int | None           # test images for the ELBO and the IWAE NLL (None: all 10,000)
     k_nll: int = 100            # importance samples of the IWAE NLL
+    n_curve: int = 200          # test images for the bound-against-k curve and the naive prior-sampling estimate
 
 
 VAE_CONFIGS = {
-    "smoke": VAENotebookConfig(steps=20, n_train=1_000, n_scatter=300, n_fid=200, n_nll=50),
+    "smoke": VAENotebookConfig(steps=20, n_train=1_000, n_scatter=300, n_fid=200, n_nll=50, n_curve=20),
     "cpu": VAENotebookConfig(steps=400, n_train=None, n_scatter=3_000, n_fid=3_000, n_nll=None),
     "gpu": VAENotebookConfig(steps=3_000, n_train=None, n_scatter=5_000, n_fid=10_000, n_nll=None),
 }

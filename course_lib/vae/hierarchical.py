@@ -100,6 +100,18 @@ class HierarchicalVAE(nn.Module):
             total = total + gaussian_log_prob(z, mu_p, logvar_p) - gaussian_log_prob(z, mu_q, logvar_q)
         return total
 
+    def kl_per_level(self, x: Tensor) -> list[Tensor]:
+        """The KL term of ``terms`` split by level, each (N,), one sampled chain: for t < T the single-sample
+        E_q[log q(z_t | .) - log p(z_t | z_{t+1})], for the top level KL(q(z_T | z_{T-1}) || N(0, I)) in closed
+        form. Their sum is ``terms``' KL for the same chain."""
+        chain = self.infer(x)
+        levels = []
+        for t in range(1, self.T):
+            z, mu_q, logvar_q = chain[t - 1]
+            mu_p, logvar_p = self.p_step(t + 1, chain[t][0])
+            levels.append(gaussian_log_prob(z, mu_q, logvar_q) - gaussian_log_prob(z, mu_p, logvar_p))
+        return levels + [gaussian_kl(chain[-1][1], chain[-1][2])]
+
     def terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(E_q log p(x | z_1), KL(q(z_{1:T} | x) || p(z_{1:T}))) per example (N,), one sampled chain;
         the top layer's KL(q(z_T | z_{T-1}) || N(0, I)) in closed form."""
