@@ -280,11 +280,14 @@ def test_map_matches_torchmetrics(seed, tied, iou_threshold):
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_coco_summary_of_boxes_matches_torchmetrics_at_cocos_ten_thresholds(seed):
     """AP[.5:.95], AP50 and AP75 of boxes against torchmetrics run once over COCO's ten default thresholds."""
-    from course_lib.detection.metrics import coco_summary
+    from course_lib.detection.metrics import box_average_precisions, coco_summary
     from course_lib.detection.seg_metrics import torchmetrics_map as coco_reference
 
     preds, targets = random_detections(seed)
-    mine = coco_summary(lambda t: mean_average_precision(preds, targets, t))
+    aps = box_average_precisions(preds, targets)                        # IoUs once, ten thresholds
+    for t, ap in aps.items():
+        assert ap == pytest.approx(mean_average_precision(preds, targets, t), abs=1e-12), t
+    mine = coco_summary(aps)
     reference = coco_reference(preds, targets, "bbox", None)
     for key in ("AP", "AP50", "AP75"):
         assert mine[key] == pytest.approx(reference[key], abs=1e-4), key

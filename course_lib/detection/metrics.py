@@ -54,24 +54,15 @@ def match_detections(boxes: Tensor, scores: Tensor, gt_boxes: Tensor, iou_thresh
     """One image, one class: detections boxes (D, 4), scores (D,), ground truth gt_boxes (G, 4), xyxy
     -> is_true_positive (D,) bool, in order of decreasing score (equal scores: input order).
 
-    Greedy, as COCOeval.evaluateImg: each detection in turn takes the unmatched ground truth with the
-    highest IoU, if that IoU is >= iou_threshold (equal IoUs: the later ground truth, as COCO's loop does).
-    Each ground truth is matched at most once. IoU of two zero-area boxes counts as 0.
+    Greedy, as COCOeval.evaluateImg (``match_by_iou``): each detection in turn takes the unmatched ground truth
+    with the highest IoU, if that IoU is >= iou_threshold (equal IoUs: the later ground truth, as COCO's loop
+    does). Each ground truth is matched at most once. IoU of two zero-area boxes counts as 0.
     """
     if not isinstance(scores, Tensor) or not isinstance(boxes, Tensor) or tuple(scores.shape) != (len(boxes),):
         raise ValueError(f"expected scores of shape (D,) for boxes (D, 4), got {getattr(scores, 'shape', scores)}")
     order = scores.argsort(descending=True, stable=True)              # (D,)
     iou = box_iou(boxes[order].double(), gt_boxes.double()).nan_to_num(0.0)  # (D, G)
-    threshold = min(iou_threshold, 1 - 1e-10)                           # COCO's cap, so IoU = 1 still matches
-    matched = torch.zeros(len(gt_boxes), dtype=torch.bool)              # (G,)
-    is_tp = torch.zeros(len(boxes), dtype=torch.bool)                   # (D,)
-    for d in range(len(boxes)):
-        candidates = (iou[d] >= threshold) & ~matched                   # (G,)
-        if candidates.any():
-            best_iou = iou[d][candidates].max()
-            g = int((candidates & (iou[d] == best_iou)).nonzero().max())  # the last of the best
-            matched[g], is_tp[d] = True, True
-    return is_tp
+    return match_by_iou(iou, iou_threshold)
 
 
 def precision_recall(preds: list[dict], targets: list[dict], label: int,
@@ -128,8 +119,60 @@ def mean_average_precision(preds: list[dict], targets: list[dict], iou_threshold
 COCO_IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))   # 0.50, 0.55, ..., 0.95
 
 
-def coco_summary(ap_at: Callable[[float], float]) -> dict[str, float]:
-    """COCO's three headline numbers from ``ap_at(iou_threshold)`` (an AP at one IoU threshold, for boxes or
-    masks): AP50, AP75 and AP = the mean over the ten thresholds 0.50:0.05:0.95 ("AP[.5:.95]")."""
-    aps = {t: ap_at(t) for t in COCO_IOU_THRESHOLDS}
+def match_by_iou(iou: Tensor, threshold: float) -> Tensor:
+    """Greedy COCO matching for one image and one class, iou (D, G) with the detections already sorted by
+    decreasing score -> is_true_positive (D,): each detection in turn takes the unmatched ground truth of
+    highest IoU if it is >= threshold (equal IoUs: the later ground truth, as COCOeval's loop)."""
+    if not isinstance(iou, Tensor) or iou.ndim != 2:
+        raise ValueError(f"expected iou (D, G), got {tuple(getattr(iou, 'shape', ())) or type(iou).__name__}")
+    threshold = min(threshold, 1 - 1e-10)                               # COCO's cap, so IoU = 1 still matches
+    matched = torch.zeros(iou.shape[1], dtype=torch.bool)               # (G,)
+    is_tp = torch.zeros(iou.shape[0], dtype=torch.bool)                 # (D,)
+    for d in (iou >= threshold).any(1).nonzero().flatten().tolist():   # only rows that can match anything
+        candidates = (iou[d] >= threshold) & ~matched
+        if candidates.any():
+            g = int((candidates & (iou[d] == iou[d][candidates].max())).nonzero().max())
+            matched[g], is_tp[d] = True, True
+    return is_tp
+
+
+def average_precisions(ious: dict[int, list[tuple[Tensor, Tensor]]], thresholds=COCO_IOU_THRESHOLDS) -> dict[float, float]:
+    """AP at each IoU threshold, averaged over the labels, from each image's IoUs computed once.
+
+    ``ious[label]`` holds, per image, (scores (D_i,) sorted by decreasing score, iou (D_i, G_i) of those
+    detections with the label's ground truth); the same pooling, matching and 101-point AP as
+    ``precision_recall`` + ``average_precision_101`` at one threshold, so each entry equals
+    ``mean_average_precision`` (or ``mask_average_precision``) at that threshold. -1.0 without labels."""
+    aps: dict[float, list[float]] = {t: [] for t in thresholds}
+    for per_image in ious.values():
+        n_gt = sum(iou.shape[1] for _, iou in per_image)
+        scores = torch.cat([torch.zeros(0, dtype=torch.float64)] + [sc.double() for sc, _ in per_image])
+        order = scores.argsort(descending=True, stable=True)            # pooled; ties: earlier image first
+        for t in thresholds:
+            is_tp = torch.cat([torch.zeros(0, dtype=torch.bool)] + [match_by_iou(iou, t) for _, iou in per_image])
+            tp, fp = is_tp[order].double().cumsum(0), (~is_tp[order]).double().cumsum(0)
+            aps[t].append(average_precision_101(tp / (tp + fp), tp / max(n_gt, 1)))
+    return {t: sum(v) / len(v) if v else -1.0 for t, v in aps.items()}
+
+
+def box_average_precisions(preds: list[dict], targets: list[dict], thresholds=COCO_IOU_THRESHOLDS) -> dict[float, float]:
+    """Box AP at each IoU threshold (each = ``mean_average_precision`` there), the IoUs computed once."""
+    _check_images(preds, targets)
+    labels = sorted(set(torch.cat([t["labels"] for t in targets] + [torch.zeros(0, dtype=torch.int64)]).tolist()))
+    ious = {}
+    for label in labels:
+        ious[label] = []
+        for pred, target in zip(preds, targets):
+            mine, gt = pred["labels"] == label, target["boxes"][target["labels"] == label]
+            top = pred["scores"][mine].argsort(descending=True, stable=True)[:MAX_DETECTIONS]
+            iou = box_iou(pred["boxes"][mine][top].double(), gt.double()).nan_to_num(0.0)   # (D_i, G_i)
+            ious[label].append((pred["scores"][mine][top], iou))
+    return average_precisions(ious, thresholds)
+
+
+def coco_summary(aps: dict[float, float]) -> dict[str, float]:
+    """COCO's three headline numbers from the APs at its ten IoU thresholds (``box_average_precisions`` or
+    ``seg_metrics.mask_average_precisions``): AP50, AP75 and AP = their mean over 0.50:0.05:0.95 ("AP[.5:.95]")."""
+    if set(aps) != set(COCO_IOU_THRESHOLDS):
+        raise ValueError(f"expected APs at COCO's thresholds {COCO_IOU_THRESHOLDS}, got {sorted(aps)}")
     return {"AP": sum(aps.values()) / len(aps), "AP50": aps[0.5], "AP75": aps[0.75]}

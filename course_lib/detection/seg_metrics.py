@@ -20,7 +20,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from course_lib.detection.metrics import MAX_DETECTIONS, average_precision_101
+from course_lib.detection.metrics import (
+    COCO_IOU_THRESHOLDS,
+    MAX_DETECTIONS,
+    average_precision_101,
+    average_precisions,
+    match_by_iou,
+)
 
 
 def binarize(masks: Tensor, threshold: float = 0.5) -> Tensor:
@@ -44,23 +50,6 @@ def mask_iou(a: Tensor, b: Tensor) -> Tensor:
     inter = a @ b.T                                                     # (N, M) shared pixels
     union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter               # (N, M)
     return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros((), dtype=torch.float64))
-
-
-def match_by_iou(iou: Tensor, threshold: float) -> Tensor:
-    """Greedy COCO matching for one image and one class, iou (D, G) with the detections already sorted by
-    decreasing score -> is_true_positive (D,): each detection in turn takes the unmatched ground truth of
-    highest IoU if it is >= threshold (equal IoUs: the later ground truth, as COCOeval's loop)."""
-    if not isinstance(iou, Tensor) or iou.ndim != 2:
-        raise ValueError(f"expected iou (D, G), got {tuple(getattr(iou, 'shape', ())) or type(iou).__name__}")
-    threshold = min(threshold, 1 - 1e-10)                               # COCO's cap, so IoU = 1 still matches
-    matched = torch.zeros(iou.shape[1], dtype=torch.bool)               # (G,)
-    is_tp = torch.zeros(iou.shape[0], dtype=torch.bool)                 # (D,)
-    for d in range(iou.shape[0]):
-        candidates = (iou[d] >= threshold) & ~matched
-        if candidates.any():
-            g = int((candidates & (iou[d] == iou[d][candidates].max())).nonzero().max())
-            matched[g], is_tp[d] = True, True
-    return is_tp
 
 
 def _check(preds: list[dict], targets: list[dict]) -> None:
@@ -104,6 +93,22 @@ def mask_average_precision(preds: list[dict], targets: list[dict], iou_threshold
     labels = sorted(set(torch.cat([t["labels"] for t in targets] + [torch.zeros(0, dtype=torch.int64)]).tolist()))
     aps = [average_precision_101(*mask_precision_recall(preds, targets, c, iou_threshold)[:2]) for c in labels]
     return sum(aps) / len(aps) if aps else -1.0
+
+
+def mask_average_precisions(preds: list[dict], targets: list[dict], thresholds=COCO_IOU_THRESHOLDS) -> dict[float, float]:
+    """Mask AP at each IoU threshold (each = ``mask_average_precision`` there), the mask IoUs computed once."""
+    _check(preds, targets)
+    labels = sorted(set(torch.cat([t["labels"] for t in targets] + [torch.zeros(0, dtype=torch.int64)]).tolist()))
+    ious = {}
+    for label in labels:
+        ious[label] = []
+        for pred, target in zip(preds, targets):
+            mine = pred["labels"] == label
+            order = pred["scores"][mine].argsort(descending=True, stable=True)[:MAX_DETECTIONS]
+            masks = binarize(pred["masks"][mine][order])                                         # (D_i, H, W)
+            gt = binarize(target["masks"][target["labels"] == label], 0.0)                      # (G_i, H, W)
+            ious[label].append((pred["scores"][mine][order], mask_iou(masks, gt)))
+    return average_precisions(ious, thresholds)
 
 
 def torchmetrics_map(preds: list[dict], targets: list[dict], iou_type: str = "segm",
