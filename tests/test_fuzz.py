@@ -72,8 +72,8 @@ from course_lib.inside.deconvnet import layer_output
 from course_lib.inside.localization import box_loss
 from course_lib.inside.occlusion import occluder_corners
 from course_lib.vae import vae as vae_lib
-from course_lib.vae import vq as vq_lib
 from course_lib.vae.hierarchical import HierarchicalVAE
+from course_lib import vq as vq_lib
 
 captum_attr = pytest.importorskip("captum.attr")
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU",

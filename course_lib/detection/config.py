@@ -37,7 +37,7 @@ class YOLONotebookConfig:
 
 
 YOLO_CONFIGS = {
-    "smoke": YOLONotebookConfig(n_train_scenes=128, steps=5, n_eval_scenes=20, n_speed_images=4, n_compare_scenes=4,
+    "smoke": YOLONotebookConfig(n_train_scenes=32, steps=3, n_eval_scenes=20, n_speed_images=2, n_compare_scenes=3,
                                  n_crowd_scenes=40),
     "cpu": YOLONotebookConfig(n_train_scenes=3_000, steps=200, n_eval_scenes=300, n_speed_images=30),
     "gpu": YOLONotebookConfig(n_train_scenes=20_000, steps=3_000, n_eval_scenes=1_000, n_speed_images=100,

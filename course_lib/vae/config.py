@@ -1,4 +1,4 @@
-"""Notebook 07's sizes per profile (shown in its parameters cell). Notebook 08 keeps its own in ``vq``."""
+"""Notebook 07's sizes per profile (shown in its parameters cell). Notebook 08 keeps its own in ``course_lib.vq.config``."""
 
 from __future__ import annotations
 

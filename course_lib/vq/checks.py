@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 
 from course_lib.checks import Verdict, check_kernel, report
-from course_lib.vae.vq import VQVAE, build_vqvae, nearest_code, perplexity, straight_through, vq_loss
+from course_lib.vq.quantizer import nearest_code, perplexity, straight_through, vq_loss
+from course_lib.vq.vqvae import VQVAE, build_vqvae
 
 # squared L2, L1, cosine similarity and dot product each pick a different row (2, 0, 3 and 1): only the
 # quantizer's squared Euclidean distance gives the expected answer.
@@ -81,7 +82,7 @@ def check_quantize_kernel(fn: Callable) -> Verdict:
     """``fn(z_e, codebook) -> (z_q, codes)`` against :func:`quantize` on :func:`quantize_cases`: z_q, the codes,
     and the gradients of sum(upstream * z_q) with respect to z_e and to the codebook (:func:`with_gradients`)."""
     return check_kernel(with_gradients(fn), with_gradients(quantize), quantize_cases(), name="my_quantize",
-                        reference_name="course_lib.vae.vq.nearest_code + straight_through",
+                        reference_name="course_lib.vq.nearest_code + straight_through",
                         hint="three things are compared: z_q (the nearest codes' values), the codes (smallest "
                              "squared Euclidean distance, first index on a tie) and the gradients of "
                              "L = sum(upstream * z_q): dL/dz_e must be upstream itself (straight through) and "
