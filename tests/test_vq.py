@@ -339,3 +339,18 @@ def test_checks_accept_the_right_answers_and_reject_wrong_ones(capsys):
     assert vq_checks.check_commitment_gradient(2 * 0.25 * (1.0 - 0.4))
     assert not vq_checks.check_commitment_gradient(2 * 1.25 * (1.0 - 0.4))
     assert "Correct!" in capsys.readouterr().out
+
+
+def test_train_step_commit_distance_is_the_mean_distance_to_the_codes():
+    """train_step's commit_distance is the mean over grid cells of ||z_e - z_q||, measured before the step; and
+    the vq loss it reports is (1 + beta) times the mean of (z_e - z_q)^2 over elements (both terms have that value)."""
+    torch.manual_seed(0)
+    model = VQVAE(num_codes=16, dim=4, width=16, beta=0.5).double()
+    x = blobs(8).double()
+    with torch.no_grad():
+        z_e = model.encode(x)
+        z_q = model.embed(model.encode_tokens(x))
+    expected = (z_e - z_q).norm(dim=1).mean()
+    step = train_step(model, torch.optim.SGD(model.parameters(), lr=0.0), x)
+    assert_close_scaled(step["commit_distance"], expected, expected, ulps=64)
+    assert_close_scaled(step["vq"], 1.5 * (z_e - z_q).square().mean(), step["vq"], ulps=64)
