@@ -120,7 +120,7 @@ EXPECTED = {
                   *(f"ablation_{m}_{v}" for m in ("perplexity", "dead_codes") for v in ("none", "kmeans", "restarts", "both")),
                   *(f"{m}_beta{b}" for m in ("commit_distance", "recon_mse") for b in ("0", "025", "2")),
                   "receptive_field_px", "background_codes", "prior_test_nll", "prior_test_bits_per_image",
-                  "unigram_test_nll", "unigram_test_bits_per_image", "prior_fid", "unigram_fid", "prior_fid_floor"},
+                  "unigram_test_nll", "unigram_test_bits_per_image", "prior_fid", "unigram_fid", "prior_fid_floor", "prior_class_kl"},
     "09_gan_theory": {"prop1_max_abs_err", "prop2_max_deviation", "c_min_shifted", "g_grad_norm_saturating",
                       "g_grad_norm_nonsaturating", "gan_modes_hit", "gan_high_quality", "open_question_gap_at_dstar"},
     "10_dcgan_progan_stylegan": {"fid_floor", "vae_fid", "dcgan_short_fid", "dcgan_fid", "progan_fid", "stylegan_fid",

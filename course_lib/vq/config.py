@@ -24,7 +24,7 @@ class VQNotebookConfig:
 
 
 VQ_CONFIGS = {
-    "smoke": VQNotebookConfig(n_train=1_000, steps=4, restart_every=2, kmeans_images=200, n_eval=250,
+    "smoke": VQNotebookConfig(n_train=1_000, steps=4, batch_size=16, restart_every=2, kmeans_images=128, n_eval=128,
                               prior_images=500, prior_steps=3, n_fid=100),
     "cpu": VQNotebookConfig(n_train=None, steps=200),
     "gpu": VQNotebookConfig(n_train=None, steps=2_000, batch_size=128, n_eval=10_000, prior_images=None,
