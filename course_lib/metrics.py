@@ -34,10 +34,15 @@ def features(images: Tensor, batch_size: int = 1000) -> Tensor:
 
 
 @torch.no_grad()
-def confidence(images: Tensor) -> float:
-    """Mean over images (N, 1, 28, 28) of the judge's top-class probability."""
-    check_images(images)
-    logits = judge("cpu").head(features(images))
+def confidence(images: Tensor | None = None, *, feats: Tensor | None = None) -> float:
+    """Mean over images (N, 1, 28, 28) of the judge's top-class probability; or from their ``features``
+    (N, D) already computed (``feats=``), which saves the judge's forward pass."""
+    if (images is None) == (feats is None):
+        raise ValueError("expected images (N, 1, 28, 28) or feats= (N, D), one of the two")
+    if feats is None:
+        check_images(images)
+        feats = features(images)
+    logits = judge("cpu").head(feats)
     return logits.softmax(-1).amax(-1).mean().item()
 
 

@@ -118,3 +118,19 @@ def test_kl_to_uniform_matches_scipy():
     assert metrics.kl_to_uniform(torch.full((10,), 0.1)) == pytest.approx(0, abs=1e-7)
     with pytest.raises(ValueError, match="summing to 1"):
         metrics.kl_to_uniform(torch.tensor([0.5, 0.6]))
+
+
+def test_confidence_from_images_or_from_their_features(images):
+    """The judge's mean top-class probability, from images or from their features (no second forward pass):
+    the same number; the softmax of the judge's own logits is the oracle."""
+    from course_lib.metrics import confidence, features, judge
+
+    x = images[0][:50]                                  # the fixture's real test images
+    with torch.no_grad():
+        expected = judge("cpu")(x).softmax(-1).amax(-1).mean().item()
+    assert confidence(x) == pytest.approx(expected, rel=1e-5)
+    assert confidence(feats=features(x)) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="one of the two"):
+        confidence()
+    with pytest.raises(ValueError, match="one of the two"):
+        confidence(x, feats=features(x))

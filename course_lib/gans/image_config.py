@@ -17,7 +17,7 @@ class GANImagesConfig:
 
 
 CONFIGS = {
-    "smoke": GANImagesConfig(steps=10, n_train=1_000, n_fid=200, n_hist=200, n_psi=100),
+    "smoke": GANImagesConfig(steps=10, n_train=1_000, n_fid=100, n_hist=100, n_psi=100),
     "cpu": GANImagesConfig(steps=600, n_train=None, n_fid=3_000, n_hist=10_000, n_psi=1_000),
     "gpu": GANImagesConfig(steps=6_000, n_train=None, n_fid=10_000, n_hist=10_000, n_psi=3_000),
 }
