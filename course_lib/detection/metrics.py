@@ -155,19 +155,31 @@ def average_precisions(ious: dict[int, list[tuple[Tensor, Tensor]]], thresholds=
     return {t: sum(v) / len(v) if v else -1.0 for t, v in aps.items()}
 
 
-def box_average_precisions(preds: list[dict], targets: list[dict], thresholds=COCO_IOU_THRESHOLDS) -> dict[float, float]:
-    """Box AP at each IoU threshold (each = ``mean_average_precision`` there), the IoUs computed once."""
-    _check_images(preds, targets)
+def ious_by_label(preds: list[dict], targets: list[dict],
+                  image_iou: Callable[..., Tensor]) -> dict[int, list[tuple[Tensor, Tensor]]]:
+    """For each label with ground truth, per image: (scores (D_i,) of its best ``MAX_DETECTIONS`` detections of
+    that label, by decreasing score; ``image_iou(pred, target, label, mine, top)`` (D_i, G_i), the IoUs of those
+    detections -- ``pred``'s entries ``[mine][top]`` -- with the label's ground truth)."""
     labels = sorted(set(torch.cat([t["labels"] for t in targets] + [torch.zeros(0, dtype=torch.int64)]).tolist()))
-    ious = {}
+    ious: dict[int, list[tuple[Tensor, Tensor]]] = {}
     for label in labels:
         ious[label] = []
         for pred, target in zip(preds, targets):
-            mine, gt = pred["labels"] == label, target["boxes"][target["labels"] == label]
+            mine = pred["labels"] == label
             top = pred["scores"][mine].argsort(descending=True, stable=True)[:MAX_DETECTIONS]
-            iou = box_iou(pred["boxes"][mine][top].double(), gt.double()).nan_to_num(0.0)   # (D_i, G_i)
-            ious[label].append((pred["scores"][mine][top], iou))
-    return average_precisions(ious, thresholds)
+            ious[label].append((pred["scores"][mine][top], image_iou(pred, target, label, mine, top)))
+    return ious
+
+
+def box_average_precisions(preds: list[dict], targets: list[dict], thresholds=COCO_IOU_THRESHOLDS) -> dict[float, float]:
+    """Box AP at each IoU threshold (each = ``mean_average_precision`` there), the IoUs computed once."""
+    _check_images(preds, targets)
+
+    def image_iou(pred: dict, target: dict, label: int, mine: Tensor, top: Tensor) -> Tensor:
+        gt = target["boxes"][target["labels"] == label]                                   # (G_i, 4)
+        return box_iou(pred["boxes"][mine][top].double(), gt.double()).nan_to_num(0.0)   # (D_i, G_i)
+
+    return average_precisions(ious_by_label(preds, targets, image_iou), thresholds)
 
 
 def coco_summary(aps: dict[float, float]) -> dict[str, float]:

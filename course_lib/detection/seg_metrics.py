@@ -25,6 +25,7 @@ from course_lib.detection.metrics import (
     MAX_DETECTIONS,
     average_precision_101,
     average_precisions,
+    ious_by_label,
     match_by_iou,
 )
 
@@ -98,17 +99,12 @@ def mask_average_precision(preds: list[dict], targets: list[dict], iou_threshold
 def mask_average_precisions(preds: list[dict], targets: list[dict], thresholds=COCO_IOU_THRESHOLDS) -> dict[float, float]:
     """Mask AP at each IoU threshold (each = ``mask_average_precision`` there), the mask IoUs computed once."""
     _check(preds, targets)
-    labels = sorted(set(torch.cat([t["labels"] for t in targets] + [torch.zeros(0, dtype=torch.int64)]).tolist()))
-    ious = {}
-    for label in labels:
-        ious[label] = []
-        for pred, target in zip(preds, targets):
-            mine = pred["labels"] == label
-            order = pred["scores"][mine].argsort(descending=True, stable=True)[:MAX_DETECTIONS]
-            masks = binarize(pred["masks"][mine][order])                                         # (D_i, H, W)
-            gt = binarize(target["masks"][target["labels"] == label], 0.0)                      # (G_i, H, W)
-            ious[label].append((pred["scores"][mine][order], mask_iou(masks, gt)))
-    return average_precisions(ious, thresholds)
+
+    def image_iou(pred: dict, target: dict, label: int, mine: Tensor, top: Tensor) -> Tensor:
+        gt = binarize(target["masks"][target["labels"] == label], 0.0)                  # (G_i, H, W)
+        return mask_iou(binarize(pred["masks"][mine][top]), gt)                          # (D_i, G_i)
+
+    return average_precisions(ious_by_label(preds, targets, image_iou), thresholds)
 
 
 def torchmetrics_map(preds: list[dict], targets: list[dict], iou_type: str = "segm",
