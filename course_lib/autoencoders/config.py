@@ -29,10 +29,10 @@ class AENotebookConfig:
 
 
 AE_CONFIGS = {
-    "smoke": AENotebookConfig(n_train=1_000, n_test=300, batch_size=128, k_pca=8, steps_linear=30, d_overcomplete=1024,
-                              steps_overcomplete=20, n_memorize=100, memorize_hidden=(32, 32, 32), d_memorize=2,
-                              steps_memorize=20, d_hidden=256, steps=20, k_sparse=25, n_jacobian=20, n_probe=300,
-                              probe_max_iter=100),
+    "smoke": AENotebookConfig(n_train=1_000, n_test=300, batch_size=128, k_pca=8, steps_linear=15, d_overcomplete=1024,
+                              steps_overcomplete=10, n_memorize=100, memorize_hidden=(32, 32, 32), d_memorize=2,
+                              steps_memorize=10, d_hidden=256, steps=10, k_sparse=25, n_jacobian=20, n_probe=200,
+                              probe_max_iter=50),
     "cpu": AENotebookConfig(n_train=10_000, n_test=2_000, batch_size=128, k_pca=8, steps_linear=1_500,
                             d_overcomplete=1024, steps_overcomplete=1_500, n_memorize=100,
                             memorize_hidden=(128, 128, 128), d_memorize=2, steps_memorize=1_500, d_hidden=256,

@@ -16,7 +16,7 @@ class RCNNNotebookConfig:
 
 
 RCNN_CONFIGS = {
-    "smoke": RCNNNotebookConfig(n_recall_scenes=4, n_train_scenes=4, steps=2, n_eval_scenes=6),
+    "smoke": RCNNNotebookConfig(n_recall_scenes=3, n_train_scenes=3, steps=2, n_eval_scenes=3),
     "cpu": RCNNNotebookConfig(n_recall_scenes=100, n_train_scenes=150, steps=120, n_eval_scenes=200),
     "gpu": RCNNNotebookConfig(n_recall_scenes=300, n_train_scenes=1500, steps=1500, n_eval_scenes=500),
 }
