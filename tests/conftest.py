@@ -51,3 +51,15 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, where every test must run: {reason}"
 
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest tests first: the cpu re-run of a notebook, then the smoke runs of the notebooks, then the rest,
+    each group in its collection order. With pytest-xdist handing tests out one by one, the long ones then start
+    while the many short ones can still fill the other worker, instead of ending the run on one busy worker."""
+    def rank(item) -> int:
+        if "cpu_rerun" in item.name:
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=rank)                                        # stable: collection order within each group
