@@ -48,6 +48,16 @@ def augment(x: Tensor, generator: torch.Generator | None = None, shift: int = 2)
     return padded[batch, chans, rows, cols]                            # (B, C, H, W)
 
 
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameter by parameter; buffers are copied. (The exponential
+    moving average of the weights that the GANs of chapter 10 and the diffusion models of chapter 13 sample from.)"""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor) -> Tensor:
     """One SGD step of cross-entropy on a batch x (B, 1, 28, 28), y (B,); returns the loss (not synced)."""
     model.train()

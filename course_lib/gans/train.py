@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from course_lib.gans.dcgan import to_gan, to_unit
 from course_lib.gans.progan import RESOLUTIONS, real_at
 from course_lib.gans.toy import d_loss, g_loss_nonsaturating
+from course_lib.training import ema_update
 
 
 def d_step(G: nn.Module, D: nn.Module, opt: torch.optim.Optimizer, real: Tensor, z: Tensor,
@@ -54,14 +55,6 @@ def g_step(G: nn.Module, D: nn.Module, opt: torch.optim.Optimizer, z: Tensor, **
 
 
 @torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * model, parameter by parameter; buffers are copied."""
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p, 1 - decay)
-    for e, b in zip(ema.buffers(), model.buffers()):
-        e.copy_(b)
-
-
 @torch.no_grad()
 def sample(G: nn.Module, n: int, seed: int = 0, batch_size: int = 500, **kw) -> Tensor:
     """n images (n, 1, 28, 28) in [0, 1] from G in eval mode, z ~ N(0, I) from a seeded generator."""
