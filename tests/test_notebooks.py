@@ -107,7 +107,7 @@ EXPECTED = {
                         "random_pointing_acc", "centre_pointing_acc", "fixed_box_iou", "top_purity_conv5"},
     "05_mask_rcnn": {"mask_map50", "box_map50", "torchmetrics_mask_map50", "tv_mask_map50", "tv_box_map50",
                      "mask_map75", "mask_ap", "box_ap", "tv_mask_map75", "tv_mask_ap", "tv_box_ap", "well_placed_class_acc",
-                     "roipool_corner_shift_px"},
+                     "roipool_corner_shift_px", "roipool_mask_ap", "roipool_mask_map50", "roipool_mask_map75"},
     "06_autoencoders": {"pca_test_mse", "linear_ae_max_angle_deg", "linear_ae_test_mse", "plain_masked_mse",
                         "denoising_masked_mse", "plain_gauss_mse", "denoising_gauss_mse", "contractive_jacobian_norm",
                         "k_sparse_active_frac"},
