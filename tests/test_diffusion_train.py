@@ -119,3 +119,33 @@ def test_shipped_ddpm_is_registered_and_loads_without_training():
     assert 0.7e6 < sum(p.numel() for p in model.parameters()) < 0.85e6
     with pytest.raises(ValueError, match="unknown diffusion checkpoint"):
         shipped.load_ddpm("nope")
+
+
+def test_notebook_13_checks_accept_the_right_answers_and_reject_plausible_wrong_ones(capsys):
+    from course_lib.diffusion import ddpm_checks as checks
+
+    def col(table, t, x):
+        return table[t].to(x.dtype).view(-1, *([1] * (x.ndim - 1)))
+
+    def q_sample(s, x0, t, eps):
+        return col(s.alpha_bar.sqrt(), t, x0) * x0 + col((1 - s.alpha_bar).sqrt(), t, x0) * eps
+
+    def q_sample_variance(s, x0, t, eps):           # the variance used as the standard deviation
+        return col(s.alpha_bar.sqrt(), t, x0) * x0 + col(1 - s.alpha_bar, t, x0) * eps
+
+    def ddpm_step(s, eps, t, xt, z):
+        mean = (xt - col(s.betas / (1 - s.alpha_bar).sqrt(), t, xt) * eps) / col(s.alphas.sqrt(), t, xt)
+        return mean + col(s.posterior_variance.sqrt(), t, xt) * z
+
+    def ddpm_step_beta(s, eps, t, xt, z):          # sigma_t^2 = beta_t: Ho et al.'s other choice, not the contract's
+        mean = (xt - col(s.betas / (1 - s.alpha_bar).sqrt(), t, xt) * eps) / col(s.alphas.sqrt(), t, xt)
+        return mean + col(s.betas.sqrt(), t, xt) * z
+
+    assert checks.check_q_sample_kernel(q_sample) and not checks.check_q_sample_kernel(q_sample_variance)
+    assert checks.check_ddpm_step_kernel(ddpm_step) and not checks.check_ddpm_step_kernel(ddpm_step_beta)
+    assert not checks.check_q_sample_kernel(lambda *a: None)
+    import math
+
+    abar = math.exp(sum(math.log(1 - (1e-4 + s * (0.02 - 1e-4) / 999)) for s in range(501)))
+    assert checks.check_snr(round(abar / (1 - abar), 3)) and not checks.check_snr(abar)
+    assert "Not answered yet" in capsys.readouterr().out

@@ -124,6 +124,16 @@ EXPECTED = {
                       "g_grad_norm_nonsaturating", "gan_modes_hit", "gan_high_quality", "open_question_gap_at_dstar"},
     "10_dcgan_progan_stylegan": {"fid_floor", "vae_fid", "dcgan_short_fid", "dcgan_fid", "progan_fid", "stylegan_fid",
                                  "real_class_kl", "dcgan_class_kl", "progan_class_kl", "stylegan_class_kl"},
+    "12_score_matching": {"score_autograd_max_err", "sm_relerr_high", "sm_relerr_low", "dsm_relerr_high", "dsm_relerr_low",
+                          "dsm_vs_clean_relerr_high", "gauss_relerr_low", "exact_weight_heavy", "start_weight_heavy",
+                          "langevin_weight_heavy", "annealed_weight_heavy", "annealed_learned_weight_heavy",
+                          "pca_dims_90", "noise_dims_90", "n_fid", "fid_floor", "ncsn_fid", "ncsn_fid_no_denoise",
+                          "noise_fid", "ncsn_class_kl"},
+    "13_ddpm": {"forward_max_abs_mean", "forward_max_std_dev", "forward_min_ks_p", "forward_wrong_ks_d",
+                "eps_zero_test_loss", "eps_linear_test_loss", "short_run_test_loss", "ddpm_test_loss", "dsm_link_rel_err",
+                "dsm_link_gaussian_rel_err", "ddpm1000_seconds_per_image", "fid_floor", "ddim50_fid", "ddim10_fid",
+                "one_shot_fid", "dae_chain_fid", "ddim50_fid_dae_count", "ddpm_class_kl", "ddpm_fid_shipped",
+                "ddpm_fid_shipped_n", "ddpm_train_seconds", "vae_fid_compare", "dcgan_fid_compare"},
     "11_image_translation": {"patch_receptive_field", "fid_floor", "mean_image_test_l1", "mean_image_fid",
                              "edge_input_test_l1", "edge_input_fid", "l1only_test_l1", "l1only_fid", "pix2pix_test_l1",
                              "pix2pix_fid", "pix2pix_lambda1_test_l1", "pix2pix_lambda1_fid", "pix2pix_lambda10_test_l1",
@@ -174,6 +184,13 @@ def test_smoke_execution(path, tmp_path):
         assert metrics["mask_map50"] > 0.5 and metrics["mask_map50"] == pytest.approx(metrics["torchmetrics_mask_map50"])
     if path.stem == "08_vq_vae":  # shipped tokenizers, so meaningful even in smoke
         assert metrics["dead_codes_fix"] < metrics["dead_codes_nofix"] and metrics["recon_mse"] < 0.015
+    if path.stem == "12_score_matching":   # exact scores: meaningful in smoke
+        assert metrics["langevin_weight_heavy"] < 0.65 < 0.7 < metrics["annealed_weight_heavy"]
+        assert metrics["sm_relerr_low"] > metrics["sm_relerr_high"] and metrics["dsm_relerr_low"] < metrics["sm_relerr_low"]
+    if path.stem == "13_ddpm":             # the forward-process check and the trivial predictors need no training
+        assert metrics["forward_min_ks_p"] > 1e-3 and metrics["forward_wrong_ks_d"] > 0.1
+        assert metrics["eps_linear_test_loss"] < metrics["eps_zero_test_loss"] == pytest.approx(1, abs=0.05)
+        assert metrics["dsm_link_rel_err"] < metrics["dsm_link_gaussian_rel_err"]
     print(json.dumps({path.stem: result["seconds"]}))
 
 

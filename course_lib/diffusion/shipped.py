@@ -84,3 +84,7 @@ def _make(name: str):
 
 
 CHECKPOINTS = {name: _make(name) for name in SHIPPED}     # for ``python -m course_lib checkpoints``
+
+from course_lib.diffusion import ncsn
+
+CHECKPOINTS.update(ncsn.CHECKPOINTS)   # "ncsn": 5,000 steps of batch 64, ~80 min on one thread (resumable)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,45 +64,60 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Noi
     return loss.detach()
 
 
-def train_ddpm(model: nn.Module, cfg: DDPMTrainConfig, state: Path | None = None, progress: bool = True) -> dict:
-    """Train ``model`` (eps_theta) on Fashion-MNIST's training images; it ends holding the EMA weights.
-    Returns {'seconds', 'steps', 'loss_first500', 'loss_last500'}, 'seconds' counting every run that led here.
+def train_loop(model: nn.Module, cfg, images: Tensor, step: Callable, state: Path | None = None,
+               progress: bool = True, desc: str = "", ema_decay: Callable[[int], float] | None = None) -> tuple[Tensor, float]:
+    """The training loop DDPM and the NCSN share: ``cfg.steps`` calls of ``step(model, optimizer, x, generator)``
+    (one gradient step on a batch x of ``cfg.batch_size`` images drawn from ``images`` (N, C, H, W); returns the loss)
+    with Adam at ``cfg.lr`` after ``cfg.warmup`` steps of linear warm-up, and an EMA of the weights (decay
+    ``ema_decay(step)``, default ``cfg.ema_decay``). ``model`` ends holding the EMA weights, in eval mode.
+    Returns the losses (steps,) and the seconds of every run that led here (a resumed run adds the earlier ones').
 
-    With ``state`` the run saves everything every ``cfg.state_every`` steps (``course_lib.resume``) and resumes
-    from there when started again with the same config, finishing with the same weights as an uninterrupted run."""
+    With ``state`` it saves everything every ``cfg.state_every`` steps (``course_lib.resume``) and resumes from
+    there when started again with the same config, finishing with the same weights as an uninterrupted run."""
     from tqdm.auto import tqdm
 
-    from course_lib.data import fashion_mnist
     from course_lib.resume import load_state, save_state
 
     dev = next(model.parameters()).device
-    images = to_model(fashion_mnist("train").subset(cfg.n_train, seed=cfg.seed).images).to(dev)   # (N, 1, 28, 28)
-    schedule = NoiseSchedule(cfg.T).to(dev)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(cfg.warmup, 1)))
     pair = nn.ModuleDict({"model": model, "ema": ema})
     gen = torch.Generator().manual_seed(cfg.seed)
     config = {k: v for k, v in asdict(cfg).items() if k != "state_every"}
-    start, losses, before = 0, torch.zeros(cfg.steps), 0.0          # before: seconds of earlier, interrupted runs
+    first, losses, before = 0, torch.zeros(cfg.steps), 0.0          # before: seconds of earlier, interrupted runs
     resumed = load_state(state, pair, optimizer, warmup, gen, config=config) if state is not None else None
     if resumed is not None:
-        start, extra = resumed
+        first, extra = resumed
         losses, before = extra["losses"], float(extra["seconds"])
     model.train()
     t0 = time.perf_counter()
-    for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="DDPM"):
+    for k in tqdm(range(first, cfg.steps), initial=first, total=cfg.steps, disable=not progress, desc=desc):
         idx = torch.randint(len(images), (cfg.batch_size,), generator=gen).to(dev)
-        losses[step] = train_step(model, optimizer, schedule, images[idx], gen, cfg.grad_clip)
+        losses[k] = step(model, optimizer, images[idx], gen)
         warmup.step()
-        ema_update(ema, model, cfg.ema_decay)
-        if state is not None and ((step + 1) % cfg.state_every == 0 or step + 1 == cfg.steps):
+        ema_update(ema, model, ema_decay(k) if ema_decay else cfg.ema_decay)
+        if state is not None and ((k + 1) % cfg.state_every == 0 or k + 1 == cfg.steps):
             seconds = torch.tensor(before + time.perf_counter() - t0, dtype=torch.float64)
-            save_state(state, step + 1, pair, optimizer, warmup, gen, extra={"losses": losses, "seconds": seconds},
+            save_state(state, k + 1, pair, optimizer, warmup, gen, extra={"losses": losses, "seconds": seconds},
                        config=config)
     model.load_state_dict(ema.state_dict())
     model.eval()
-    return {"seconds": round(before + time.perf_counter() - t0, 1), "steps": cfg.steps,
+    return losses, round(before + time.perf_counter() - t0, 1)
+
+
+def train_ddpm(model: nn.Module, cfg: DDPMTrainConfig, state: Path | None = None, progress: bool = True) -> dict:
+    """Train ``model`` (eps_theta) on Fashion-MNIST's training images with ``train_loop``; it ends holding the EMA
+    weights. Returns {'seconds', 'steps', 'loss_first500', 'loss_last500'} (resumable with ``state``)."""
+    from course_lib.data import fashion_mnist
+
+    dev = next(model.parameters()).device
+    images = to_model(fashion_mnist("train").subset(cfg.n_train, seed=cfg.seed).images).to(dev)   # (N, 1, 28, 28)
+    schedule = NoiseSchedule(cfg.T).to(dev)
+    losses, seconds = train_loop(model, cfg, images,
+                                 lambda m, opt, x, g: train_step(m, opt, schedule, x, g, cfg.grad_clip),
+                                 state=state, progress=progress, desc="DDPM")
+    return {"seconds": seconds, "steps": cfg.steps,
             "loss_first500": float(losses[:500].mean()), "loss_last500": float(losses[-500:].mean())}
 
 
