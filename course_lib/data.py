@@ -231,16 +231,10 @@ def _background(size: int, g: torch.Generator) -> Tensor:
     return (0.2 * noise + 0.05 * (stripes + 1) + 0.02 * torch.rand(1, size, size, generator=g)).clamp(0, 0.35)
 
 
-def _box_iou(a: Tensor, b: Tensor) -> Tensor:
-    lt, rb = torch.maximum(a[:, None, :2], b[None, :, :2]), torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area = lambda x: (x[:, 2:] - x[:, :2]).prod(-1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None] - inter)
-
-
 def fashion_scenes(n: int, seed: int = 0, split: str = "train", cfg: SceneConfig | None = None,
                    source: ImageDataset | None = None) -> FashionScenes:
     """``n`` seeded scenes built from the Fashion-MNIST ``split`` (or from ``source``)."""
+    from course_lib.detection.boxes import box_iou     # notebook 03's kernel (lazy: detection imports data)
     cfg = cfg or SceneConfig()
     if n < 0 or cfg.size < 28 or not 1 <= cfg.min_items <= cfg.max_items <= 4:
         raise ValueError(f"need n >= 0, size >= 28 and 1 <= min_items <= max_items <= 4, got n={n}, {cfg}")
@@ -257,7 +251,7 @@ def fashion_scenes(n: int, seed: int = 0, split: str = "train", cfg: SceneConfig
                 side = int(S * (cfg.scale[0] + (cfg.scale[1] - cfg.scale[0]) * torch.rand(1, generator=g)))
                 x0, y0 = (int(v) for v in torch.randint(0, S - side + 1, (2,), generator=g))
                 box = torch.tensor([[x0, y0, x0 + side, y0 + side]], dtype=torch.float)
-                if len(boxes) == 0 or _box_iou(box, boxes).max() <= cfg.max_iou:
+                if len(boxes) == 0 or box_iou(box, boxes).max() <= cfg.max_iou:
                     break
             else:
                 continue  # no room left on this canvas

@@ -58,7 +58,6 @@ from course_lib.detection import yolo
 from course_lib.detection.metrics import match_detections
 from course_lib.inside import (
     box_from_saliency,
-    box_iou_single,
     connected_components,
     deconvnet,
     occlusion,
@@ -1026,18 +1025,18 @@ def test_pointing_game(data, shape, tolerance, dtype, layout, bad):
 @FUZZ
 @given(data=st.data(), n=st.integers(0, 6), scale=st.sampled_from([1.0, 1e-6]), dtype=ANY_FLOAT, layout=layouts,
        bad=st.sampled_from(NOT_FLOAT))
-def test_box_iou_single_and_box_loss(data, n, scale, dtype, layout, bad):
+def test_paired_iou_on_tiny_boxes_and_box_loss(data, n, scale, dtype, layout, bad):
     a = data.draw(boxes(n=n, scales=(scale,)))
     b = a.clone() if data.draw(st.booleans()) else data.draw(boxes(n=n, scales=(scale,)))
     a, b = as_layout(a.to(dtype), layout), b.to(dtype)
-    diagonal = lambda a, b: tv_ops.box_iou(a.double(), b.double()).diagonal().nan_to_num(0.0)  # noqa: E731
+    diagonal = lambda a, b: tv_ops.box_iou(a.double(), b.double()).diagonal()  # noqa: E731
     tol = tolerance(dtype) or {"rtol": 1e-5, "atol": 1e-6}
-    assert_oracle_or_value_error(box_iou_single, diagonal, a, b, valid=True, **tol)
-    loss = lambda p, b, s: F.l1_loss(p.double() / s, b.double() / s) + (1 - diagonal(p, b)).mean()  # noqa: E731
+    assert_oracle_or_value_error(yolo.paired_iou, diagonal, a, b, valid=True, **tol)
+    loss = lambda p, b, s: F.l1_loss(p.double() / s, b.double() / s) + (1 - diagonal(p, b).nan_to_num(0.0)).mean()  # noqa: E731
     if n:
         assert_oracle_or_value_error(box_loss, loss, a, b, 64, valid=True, **tol)
-    assert_value_error(box_iou_single, a, torch.zeros(n + 1, 4))
-    assert_value_error(box_iou_single, a.to(bad), b)                   # integer or bool boxes
+    assert_value_error(box_loss, a, torch.zeros(n + 1, 4), 64)
+    assert_value_error(yolo.paired_iou, a.to(bad), b)                  # integer or bool boxes
 
 
 # -------------------------------------------------------------------------------------------- metrics
@@ -1220,13 +1219,13 @@ _at_threshold = torch.tensor([[[[0.5, 0.5, 0.5, 0.5, 1.0, 0.05]]]])   # score fl
     (box_area, tv_ops.box_area, (_half_boxes,), tolerance(torch.float16)),           # 90000 overflows float16
     (box_iou, tv_ops.box_iou, (_half_boxes, _half_boxes), tolerance(torch.float16)),
     (box_iou, tv_ops.box_iou, (torch.zeros(1, 4).half(), torch.tensor([[0, 0, 1e-6, 1e-6]]).half()), {}),
-    (box_iou_single, lambda a, b: torch.ones(1), (torch.tensor([[0, 0, 1e-5, 1e-5]]),) * 2, {}),
+    (yolo.paired_iou, lambda a, b: torch.ones(1), (torch.tensor([[0, 0, 1e-5, 1e-5]]),) * 2, {}),
     (box_from_saliency, reference_box_from_saliency, (_thirds, 0.8), {}),
     (yolo.encode_targets, reference_encode_targets, (_on_border, 8, 64, 1), {}),
     (yolo.decode, reference_decode, (_at_threshold, 0.05, 0.5, 64, 1, 100), {}),
     (image_metrics.gaussian, numpy_gaussian, (torch.tensor([[1.0], [2.0], [4.0]]),), {}),
 ], ids=["nms-iou-at-threshold", "batched-nms-iou-at-threshold", "box-area-float16-overflow",
-        "box-iou-float16-overflow", "box-iou-float16-underflow", "box-iou-single-tiny-boxes",
+        "box-iou-float16-overflow", "box-iou-float16-underflow", "paired-iou-tiny-boxes",
         "box-from-saliency-quantile-on-a-value", "encode-targets-centre-on-a-border", "decode-score-at-threshold",
         "gaussian-one-feature"])
 def test_pinned_examples(fn, oracle, args, tol):

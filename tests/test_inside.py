@@ -11,7 +11,6 @@ from course_lib.data import ImageDataset, SceneConfig, fashion_scenes
 from course_lib.inside import (
     BoxRegressor,
     box_from_saliency,
-    box_iou_single,
     checks,
     connected_components,
     deconvnet,
@@ -23,7 +22,7 @@ from course_lib.inside import (
     top_activations,
 )
 from course_lib.inside.deconvnet import layer_output
-from course_lib.inside.localization import train_step
+from course_lib.inside.localization import box_loss, train_step
 from course_lib.inside.occlusion import occluded_logits, occluder_corners
 from course_lib.inside.top_activations import receptive_fields
 from tolerance import assert_argmax_consistent, assert_close_scaled, scaled_atol
@@ -355,18 +354,6 @@ def test_pointing_game():
     assert pointing_game(maps, boxes, tolerance=1).tolist() == [True, True, True]
 
 
-def test_box_iou_single_matches_torchvision():
-    from torchvision.ops import box_iou
-
-    g = torch.Generator().manual_seed(10)
-    corners = torch.rand(50, 2, 2, generator=g) * 64
-    boxes = torch.cat([corners.min(1).values, corners.max(1).values], 1)   # (50, 4) xyxy
-    a, b = boxes[:25], boxes[25:]
-    assert torch.allclose(box_iou_single(a, b), box_iou(a, b).diagonal(), atol=1e-6)
-    assert box_iou_single(a, a).allclose(torch.ones(25))
-    assert float(box_iou_single(torch.tensor([0., 0, 1, 1]), torch.tensor([2., 2, 3, 3]))) == 0.0
-
-
 def one_item_scenes(n):
     g = torch.Generator().manual_seed(11)
     items = ImageDataset((torch.rand(10, 1, 28, 28, generator=g) > 0.3).float(), torch.arange(10))
@@ -479,7 +466,7 @@ def test_wrong_shapes_raise(alexnet):
         connected_components(torch.rand(8) > 0.5)
     with pytest.raises(ValueError, match=r"\(2, 4\) xyxy"):
         pointing_game(torch.rand(2, 8, 8), torch.rand(3, 4))
-    with pytest.raises(ValueError, match=r"\(\.\.\., 4\) xyxy"):
-        box_iou_single(torch.rand(3, 4), torch.rand(2, 4))
+    with pytest.raises(ValueError, match=r"\(B, 4\) xyxy"):
+        box_loss(torch.rand(3, 4), torch.rand(2, 4), 64)
     with pytest.raises(ValueError, match=r"\(B, 1, 64, 64\) float"):
         BoxRegressor()(torch.rand(2, 1, 28, 28))

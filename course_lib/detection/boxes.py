@@ -63,6 +63,26 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
     return inter / union
 
 
+def paired_iou(a: Tensor, b: Tensor) -> Tensor:
+    """IoU of each box of a (..., 4) with the box at the same place in b (..., 4), xyxy -> (...): the course's one
+    pairwise IoU (YOLO's responsible predictor, notebook 02's box regressor and its loss). The diagonal of
+    ``box_iou``: two zero-area boxes give 0 / 0 = NaN, as there. The shapes may broadcast (one ground truth
+    against B predictors); float16 / bfloat16 are computed in float32, as there."""
+    try:
+        ok = a.is_floating_point() and b.is_floating_point() and a.shape[-1:] == b.shape[-1:] == (4,)
+        torch.broadcast_shapes(a.shape, b.shape)
+    except (AttributeError, RuntimeError):
+        ok = False
+    if not ok:
+        raise ValueError(f"expected boxes a and b of broadcastable shapes (..., 4) float, "
+                         f"got {tuple(getattr(a, 'shape', ()))} and {tuple(getattr(b, 'shape', ()))}")
+    a, b = _upcast(a), _upcast(b)
+    wh = (torch.minimum(a[..., 2:], b[..., 2:]) - torch.maximum(a[..., :2], b[..., :2])).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
 def _greedy_suppression(iou: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     """Keep the best-scoring box, drop every box whose IoU with it is > iou_threshold, repeat.
     iou (N, N), scores (N,) -> kept indices (K,) int64 by decreasing score (equal scores: lower index first)."""

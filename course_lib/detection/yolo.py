@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_lib.detection.boxes import _upcast, batched_nms
+from course_lib.detection.boxes import _upcast, batched_nms, paired_iou
 from course_lib.utils import autocast
 
 EPS = 1e-12  # keeps sqrt(w) differentiable when a predicted width underflows to 0
@@ -132,25 +132,6 @@ def cell_to_xyxy(xywh: Tensor) -> Tensor:
     cx, cy = (j + xywh[..., 0]) / S, (i + xywh[..., 1]) / S         # (N, S, S, B) each
     w, h = xywh[..., 2], xywh[..., 3]
     return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
-
-
-def paired_iou(a: Tensor, b: Tensor) -> Tensor:
-    """IoU of each box of a (..., 4) with the box at the same place in b (..., 4), xyxy -> (...).
-    The diagonal of ``box_iou``; two zero-area boxes give 0 / 0 = NaN, as there. The shapes may broadcast
-    (one ground truth against B predictors); float16 / bfloat16 are computed in float32, as there."""
-    try:
-        ok = a.is_floating_point() and b.is_floating_point() and a.shape[-1:] == b.shape[-1:] == (4,)
-        torch.broadcast_shapes(a.shape, b.shape)
-    except (AttributeError, RuntimeError):
-        ok = False
-    if not ok:
-        raise ValueError(f"expected boxes a and b of broadcastable shapes (..., 4) float, "
-                         f"got {tuple(getattr(a, 'shape', ()))} and {tuple(getattr(b, 'shape', ()))}")
-    a, b = _upcast(a), _upcast(b)
-    wh = (torch.minimum(a[..., 2:], b[..., 2:]) - torch.maximum(a[..., :2], b[..., :2])).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
 
 
 def _wider(pred: Tensor, target: Tensor) -> torch.dtype:

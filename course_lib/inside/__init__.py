@@ -19,7 +19,6 @@ from course_lib.inside.deconvnet import deconvnet
 from course_lib.inside.localization import (
     BoxRegressor,
     box_from_saliency,
-    box_iou_single,
     connected_components,
     pointing_game,
 )
@@ -28,7 +27,7 @@ from course_lib.inside.saliency import saliency
 from course_lib.inside.top_activations import TopActivations, receptive_field, top_activations
 
 __all__ = [
-    "BoxRegressor", "TopActivations", "box_from_saliency", "box_iou_single", "connected_components",
+    "BoxRegressor", "TopActivations", "box_from_saliency", "connected_components",
     "deconvnet", "occlusion", "occlusion_maps", "pointing_game", "receptive_field", "saliency",
     "top_activations",
 ]

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from course_lib.checks import NOT_ANSWERED, Verdict, report
 from course_lib.inside.deconvnet import DeconvReLU
-from course_lib.inside.localization import box_iou_single
+from course_lib.detection.boxes import paired_iou
 from course_lib.inside.occlusion import occlusion_maps
 from course_lib.inside.saliency import check_batch, saliency
 from course_lib.inside.top_activations import receptive_field
@@ -95,7 +95,7 @@ def check_saliency_argmax(answer, model: nn.Module, image: Tensor, target: int |
 
 def check_box_iou(answer, a=(10.0, 10.0, 30.0, 30.0), b=(20.0, 15.0, 40.0, 35.0)) -> Verdict:
     """IoU of two xyxy boxes ``a`` and ``b``, to 3 significant digits (notebook 03's exercise)."""
-    expected = float(box_iou_single(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)))
+    expected = float(paired_iou(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)))
     return report(None if answer is None else float(answer), expected,
                   "intersection area / (area a + area b - intersection area)")
 

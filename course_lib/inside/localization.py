@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from course_lib.detection.boxes import paired_iou
+
 
 def connected_components(mask: Tensor) -> tuple[Tensor, int]:
     """4-connected components of a bool mask (H, W), by flood fill.
@@ -85,23 +87,6 @@ def pointing_game(maps: Tensor, boxes: Tensor, tolerance: float = 0.0) -> Tensor
             & (boxes[:, 1] - tolerance <= cy) & (cy <= boxes[:, 3] + tolerance))
 
 
-def box_iou_single(a: Tensor, b: Tensor) -> Tensor:
-    """IoU of boxes a (..., 4) and b (..., 4), xyxy, pair by pair -> (...). (torchvision's ``box_iou``
-    compares every box with every box; this is its diagonal.) Two zero-area boxes have IoU 0; float16 /
-    bfloat16 boxes are computed in float32."""
-    if (not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.shape[-1:] != (4,) or a.shape != b.shape
-            or not a.is_floating_point() or not b.is_floating_point()):
-        raise ValueError(f"expected boxes a and b of the same shape (..., 4) xyxy float, "
-                         f"got {getattr(a, 'shape', a)} and {getattr(b, 'shape', b)}")
-    a, b = (box.float() if box.dtype in (torch.float16, torch.bfloat16) else box for box in (a, b))
-    top_left = torch.maximum(a[..., :2], b[..., :2])               # (..., 2)
-    bottom_right = torch.minimum(a[..., 2:], b[..., 2:])
-    inter = (bottom_right - top_left).clamp(min=0).prod(dim=-1)    # (...)
-    area = lambda box: (box[..., 2:] - box[..., :2]).clamp(min=0).prod(dim=-1)  # noqa: E731
-    union = area(a) + area(b) - inter                               # (...)
-    return inter / union.where(union > 0, 1.0)                     # no epsilon: tiny boxes keep their IoU
-
-
 class BoxRegressor(nn.Module):
     """(B, 1, size, size) -> one box (B, 4) xyxy in pixels: four convs with max pooling, then a linear layer.
 
@@ -131,8 +116,12 @@ class BoxRegressor(nn.Module):
 
 
 def box_loss(pred: Tensor, boxes: Tensor, size: int) -> Tensor:
-    """L1 on coordinates / size plus mean (1 - IoU), for pred and boxes (B, 4) xyxy in pixels."""
-    return F.l1_loss(pred / size, boxes / size) + (1 - box_iou_single(pred, boxes)).mean()
+    """L1 on coordinates / size plus mean (1 - IoU), for pred and boxes (B, 4) xyxy in pixels (IoU: notebook 03's
+    ``paired_iou``; two zero-area boxes count as IoU 0)."""
+    if not isinstance(pred, Tensor) or not isinstance(boxes, Tensor) or pred.shape != boxes.shape or pred.shape[-1:] != (4,):
+        raise ValueError(f"expected pred and boxes of the same shape (B, 4) xyxy, got "
+                         f"{tuple(getattr(pred, 'shape', ()))} and {tuple(getattr(boxes, 'shape', ()))}")
+    return F.l1_loss(pred / size, boxes / size) + (1 - paired_iou(pred, boxes).nan_to_num(0.0)).mean()
 
 
 def train_step(model: BoxRegressor, optimizer: torch.optim.Optimizer, x: Tensor, boxes: Tensor) -> Tensor:

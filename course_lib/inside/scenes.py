@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from course_lib import checkpoints
 from course_lib.cnn.resnet import ResNet
 from course_lib.data import SceneConfig, fashion_scenes
-from course_lib.inside.localization import BoxRegressor, box_iou_single, train_step
+from course_lib.detection.boxes import paired_iou
+from course_lib.inside.localization import BoxRegressor, train_step
 from course_lib.profiles import pick
 from course_lib.training import accuracy, fit
 from course_lib.utils import device as default_device
@@ -83,7 +84,7 @@ def train_box_regressor(model: BoxRegressor, cfg: SceneTrainConfig, progress: bo
     test_images, _, test_boxes = single_item_scenes(1000, seed=1, split="test")
     model.eval()
     with torch.no_grad():
-        iou = box_iou_single(model(test_images.to(dev)).cpu(), test_boxes).mean().item()
+        iou = paired_iou(model(test_images.to(dev)).cpu(), test_boxes).mean().item()
     return {"test_mean_iou": round(iou, 4), "n_scenes": len(images), "epochs": cfg.regressor_epochs}
 
 

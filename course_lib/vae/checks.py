@@ -14,7 +14,12 @@ import torch
 from torch import Tensor
 
 from course_lib.checks import Verdict, check_kernel, report
-from course_lib.vae.vae import IMAGE_SHAPE, bernoulli_log_likelihood, gaussian_kl, reparameterize
+from course_lib.vae.vae import (
+    IMAGE_SHAPE,
+    bernoulli_log_likelihood,
+    gaussian_kl,
+    reparameterize,
+)
 
 # ---------------------------------------------------------------------------------------------- write the kernel
 
@@ -22,7 +27,7 @@ from course_lib.vae.vae import IMAGE_SHAPE, bernoulli_log_likelihood, gaussian_k
 def reparameterize_cases(seed: int = 0) -> list[tuple[str, tuple[Tensor, Tensor, Tensor]]]:
     """Seeded float64 inputs ``(mu, logvar, eps)`` for ``reparameterize``, each (N, D), with edge cases."""
     g = torch.Generator().manual_seed(seed)
-    r = lambda *shape, scale=1.0: scale * torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    r = lambda *shape, scale=1.0: scale * torch.randn(*shape, generator=g, dtype=torch.float64)
     mu, eps = r(1, 5), r(1, 5)
     return [
         ("random mu, logvar, eps of shape (4, 2)", (r(4, 2), r(4, 2), r(4, 2))),
@@ -50,8 +55,8 @@ def neg_elbo(logits: Tensor, x: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
 def neg_elbo_cases(seed: int = 0) -> list[tuple[str, tuple[Tensor, Tensor, Tensor, Tensor]]]:
     """Seeded float64 inputs ``(logits, x, mu, logvar)`` for :func:`neg_elbo`, binary x, with edge cases."""
     g = torch.Generator().manual_seed(seed)
-    r = lambda *shape, scale=1.0: scale * torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
-    binary = lambda logits: torch.bernoulli(torch.full_like(logits, 0.3), generator=g)  # noqa: E731
+    r = lambda *shape, scale=1.0: scale * torch.randn(*shape, generator=g, dtype=torch.float64)
+    binary = lambda logits: torch.bernoulli(torch.full_like(logits, 0.3), generator=g)
 
     def case(n, image, d, logit_scale=2.0, mu=None, logvar=None):
         logits = r(n, *image, scale=logit_scale)
@@ -89,7 +94,7 @@ def check_gaussian_kl(answer, mu=(1.0, 0.0), logvar=(0.0, math.log(4.0))) -> Ver
 
 def check_reparameterization(answer, mu: float = 1.0, logvar: float = math.log(4.0), eps: float = -0.5) -> Verdict:
     """The sample z (to 3 decimals) the reparameterisation trick gives for mu, logvar and the noise eps."""
-    t = lambda v: torch.tensor([[v]], dtype=torch.float64)  # noqa: E731
+    t = lambda v: torch.tensor([[v]], dtype=torch.float64)
     expected = reparameterize(t(mu), t(logvar), t(eps))
     return report(answer, float(expected), decimals=3, hint="z = mu + sigma * eps, and sigma = exp(logvar / 2)")
 
