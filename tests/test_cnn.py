@@ -154,3 +154,24 @@ def test_accuracy_and_fit_reject_bad_labels_and_tiny_sets():
         accuracy(model, torch.rand(4, 1, 28, 28), torch.zeros(4, 1, dtype=torch.long))
     with pytest.raises(ValueError, match="batch_size=128"):
         fit(model, torch.rand(100, 1, 28, 28), torch.zeros(100, dtype=torch.long), epochs=1, progress=False)
+
+
+def test_seconds_per_step_times_a_copy_and_leaves_the_model_untouched():
+    from course_lib.cnn.train import seconds_per_step
+
+    torch.manual_seed(0)
+    model = cnn.build("resnet")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    t = seconds_per_step(model, torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,)), steps=2)
+    assert 0 < t < 60
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BN statistics unchanged
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
+def test_config_budget_is_steps_or_seconds(profile):
+    from course_lib.cnn.config import config
+
+    cfg = config(profile)
+    assert (cfg.steps is None) != (cfg.seconds is None)                 # exactly one budget per profile
+    assert cfg.deg_blocks[0] < cfg.deg_blocks[1]                        # a shallow and a deeper stack

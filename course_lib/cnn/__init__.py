@@ -8,7 +8,7 @@ ReLUs are ``nn.ReLU`` modules, never reused, so chapter 02's hooks see each one.
 from course_lib.cnn.alexnet import AlexNet
 from course_lib.cnn.densenet import DenseNet
 from course_lib.cnn.inception import GoogLeNet, InceptionModule
-from course_lib.cnn.resnet import ResidualBlock, ResNet
+from course_lib.cnn.resnet import PlainBlock, ResidualBlock, ResNet
 
 ARCHITECTURES = {"alexnet": AlexNet, "googlenet": GoogLeNet, "resnet": ResNet, "densenet": DenseNet}
 

@@ -30,6 +30,22 @@ class ResidualBlock(nn.Module):
         return self.relu(self.residual(x) + self.shortcut(x))
 
 
+
+class PlainBlock(ResidualBlock):
+    """The same layers as ``ResidualBlock`` without the shortcut: y = relu(F(x)) -- He et al.'s "plain" net."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.residual(x))
+
+
+def stack(block: type[ResidualBlock], blocks: int, width: int = 16, num_classes: int = 10) -> nn.Sequential:
+    """(B, 1, H, W) -> logits (B, K): a 3x3 stem conv (BN, ReLU), ``blocks`` blocks of ``block`` (2 convs each,
+    ``width`` channels, stride 1), global average pooling and a linear layer; 2 * blocks + 2 weight layers.
+    ``block`` is ``ResidualBlock`` or ``PlainBlock``: the two stacks of the degradation experiment (Sec. 4.1)."""
+    return nn.Sequential(nn.Conv2d(1, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                         *[block(width, width) for _ in range(blocks)],
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+
 class ResNet(nn.Module):
     """(B, 1, 28, 28) -> logits (B, K). Three stages of ``blocks`` residual blocks (w, 2w, 4w channels)."""
 
