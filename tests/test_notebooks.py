@@ -115,6 +115,7 @@ EXPECTED = {
                         "k_sparse_active_frac"},
     "07_vae": {"ae_prior_fid", "ae_fitted_prior_fid", "vae_prior_fid", "vae_test_nll_k100", "hvae_test_nll_k100",
                "vae2_median_posterior_sigma", "naive_prior_nll_k10000", "hvae_kl_level1", "hvae_kl_level2",
+               *(f"beta{b}_{m}" for b in (0, 1) for m in ("median_sigma", "mean_spread", "prior_fid")),
                "vae_test_neg_elbo", "hvae_test_neg_elbo"},
     "08_vq_vae": {"perplexity_fix", "dead_codes_fix", "perplexity_nofix", "dead_codes_nofix", "recon_mse",
                   "recon_mse_nofix", "recon_fid", "recon_fid_nofix",
