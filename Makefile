@@ -52,13 +52,13 @@ KERNEL_TESTS := tests/test_kernel_paths.py tests/test_inside.py tests/test_detec
 # copies of the committed notebooks (injected PROFILE set to smoke, each ending at its last cell marked
 # NBVAL_CHECK_OUTPUT) for those marked cells.
 # Then the kernel tests again with PyTorch's plain C++ kernels (ATEN_CPU_CAPABILITY=default instead of
-# AVX2/AVX-512) with 2 threads in each of the two workers, as another CPU would compute them: tolerances must
-# hold on any machine.
+# AVX2/AVX-512) on 2 threads, as another CPU would compute them: tolerances must hold on any machine. (One process:
+# two xdist workers of 2 threads each oversubscribe 2 cores, 3:55 against 2:11.)
 test: setup browser
 	$(PY) tests/nbval_copies.py runs/nbval
 	OMP_NUM_THREADS=1 COURSE_PROFILE=smoke COURSE_HEADLESS=1 $(PY) -m pytest -n $(JOBS) --dist loadgroup --durations=15 tests
 	OMP_NUM_THREADS=1 COURSE_PROFILE=smoke COURSE_HEADLESS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax runs/nbval
-	ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=2 COURSE_PROFILE=smoke $(PY) -m pytest -q -p no:cacheprovider -n $(JOBS) --dist loadgroup $(KERNEL_TESTS)
+	ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=2 COURSE_PROFILE=smoke $(PY) -m pytest -q -p no:cacheprovider $(KERNEL_TESTS)
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
