@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from course_lib.diffusion.score import dsm_loss, geometric_sigmas, langevin_step
+from course_lib.diffusion.train import gradient_step
 from course_lib.diffusion.unet import UNet
 from course_lib.profiles import resolve
 
@@ -91,12 +92,7 @@ def train_step(model: NCSN, optimizer: torch.optim.Optimizer, x: Tensor, generat
     i = torch.randint(0, len(model.sigmas), (len(x),), generator=generator).to(x.device)   # (B,)
     z = torch.randn(x.shape, generator=generator).to(x.device)                             # (B, 1, 28, 28)
     loss = dsm_loss(model, x, model.sigmas[i], z=z)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    return loss.detach()
+    return gradient_step(model, optimizer, loss, grad_clip)
 
 
 def train_ncsn(model: NCSN, cfg: NCSNTrainConfig, state: Path | None = None, progress: bool = True) -> dict:

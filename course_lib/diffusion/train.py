@@ -50,18 +50,25 @@ def to_unit(x: Tensor) -> Tensor:
     return ((x + 1) / 2).clamp(0, 1)
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: NoiseSchedule, x0: Tensor,
-               generator: torch.Generator | None = None, grad_clip: float | None = 1.0) -> Tensor:
-    """Ho et al. Algorithm 1, one step on x0 (B, C, H, W) in [-1, 1]: returns L_simple () before the update."""
-    t = torch.randint(0, schedule.T, (len(x0),), generator=generator).to(x0.device)      # (B,)
-    eps = torch.randn(x0.shape, generator=generator).to(x0.device)                       # (B, C, H, W)
-    loss = ddpm_loss(model, schedule, x0, t, eps)
+def gradient_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor,
+                  grad_clip: float | None = 1.0) -> Tensor:
+    """Backpropagate ``loss`` (), clip the gradient norm at ``grad_clip`` (None: no clipping), step; return the
+    loss detached. The update DDPM's and the NCSN's training steps share."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip:
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return loss.detach()
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: NoiseSchedule, x0: Tensor,
+               generator: torch.Generator | None = None, grad_clip: float | None = 1.0) -> Tensor:
+    """Ho et al. Algorithm 1, one step on x0 (B, C, H, W) in [-1, 1]: returns L_simple () before the update."""
+    t = torch.randint(0, schedule.T, (len(x0),), generator=generator).to(x0.device)      # (B,)
+    eps = torch.randn(x0.shape, generator=generator).to(x0.device)                       # (B, C, H, W)
+    loss = ddpm_loss(model, schedule, x0, t, eps)
+    return gradient_step(model, optimizer, loss, grad_clip)
 
 
 def train_loop(model: nn.Module, cfg, images: Tensor, step: Callable, state: Path | None = None,
