@@ -176,6 +176,57 @@ def test_ddim_with_eta_1_on_consecutive_steps_is_ddpm():
                             scale=cancellation_scale(s, t, xt, eps, noise))
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("t", [0, 1, 10, 500, 999])
+def test_ddpm_step_with_clipped_x0_matches_diffusers(kind, t):
+    """With ``clip_x0=1`` the step clips x0's estimate to [-1, 1] and takes Eq. 7's posterior mean from it, as
+    ``DDPMScheduler(clip_sample=True)`` does; on these inputs some pixels are clipped and some are not."""
+    s = NoiseSchedule(T, kind=kind)
+    d = in_float64(ddpm_oracle(kind), s.betas)
+    d.register_to_config(clip_sample=True, clip_sample_range=1.0)
+    eps = randn(4, 1, 8, 8, seed=4)
+    xt = s.q_sample(0.8 * randn(4, 1, 8, 8, seed=3), t, eps)                       # x0_hat = that x0
+    clipped = float((s.predict_x0(eps, t, xt).abs() > 1).double().mean())   # x0 ~ N(0, 0.64): ~21 % beyond 1
+    assert 0.05 < clipped < 0.95, clipped
+    expected = d.step(eps, t, xt, generator=torch.Generator().manual_seed(7)).prev_sample
+    noise = torch.randn(xt.shape, generator=torch.Generator().manual_seed(7), dtype=xt.dtype)
+    actual = s.ddpm_step(eps, t, xt, noise, clip_x0=1.0)
+    assert_close_scaled(actual, expected, scale=cancellation_scale(s, t, xt, eps, noise))
+    assert (actual - s.ddpm_step(eps, t, xt, noise)).abs().max() > 1e-5   # clipping changed it (x0 weighs 1e-4 at 999)
+    unclipped = s.ddpm_step(eps, t, xt, noise, clip_x0=1e6)                          # Eq. 7 == Eq. 11 unclipped
+    assert_close_scaled(unclipped, s.ddpm_step(eps, t, xt, noise), scale=cancellation_scale(s, t, xt, eps, noise))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_ddim_step_with_clipped_x0_matches_diffusers(kind, eta):
+    """``clip_x0=1`` equals ``DDIMScheduler(clip_sample=True).step(..., use_clipped_model_output=True)``: x0_hat
+    clipped to [-1, 1] and eps re-derived from it, at every timestep pair of a 20-step sequence."""
+    s = NoiseSchedule(T, kind=kind)
+    d = in_float64(ddim_oracle(kind), s.betas)
+    d.register_to_config(clip_sample=True, clip_sample_range=1.0)
+    d.set_timesteps(20)
+    xt, eps = randn(2, 1, 6, 6, seed=11), 0.5 * randn(2, 1, 6, 6, seed=12)
+    changed = 0
+    for i, t in enumerate(d.timesteps.tolist()):
+        noise = randn(2, 1, 6, 6, seed=100 + i) if eta else None
+        expected = d.step(eps, t, xt, eta=eta, use_clipped_model_output=True, variance_noise=noise).prev_sample
+        actual = s.ddim_step(eps, t, t - T // 20, xt, eta=eta, noise=noise, clip_x0=1.0)
+        extra = () if noise is None else (noise,)
+        assert_close_scaled(actual, expected, scale=cancellation_scale(s, t, xt, eps, *extra))
+        changed += bool((actual - s.ddim_step(eps, t, t - T // 20, xt, eta=eta, noise=noise)).abs().max() > 1e-3)
+    assert changed == 20
+
+
+def test_clip_x0_must_be_positive():
+    s, x = NoiseSchedule(T), randn(2, 3)
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="clip_x0 > 0"):
+            s.ddpm_step(x, 5, x, x, clip_x0=bad)
+        with pytest.raises(ValueError, match="clip_x0 > 0"):
+            s.ddim_step(x, 5, 0, x, clip_x0=bad)
+
+
 @pytest.mark.parametrize("t", [0, 1, 300, 999])
 def test_score_from_eps_is_the_gradient_of_log_q(t):
     """The DSM link: grad_{x_t} log N(x_t; sqrt(abar_t) x0, (1 - abar_t) I) = -eps / sqrt(1 - abar_t)."""

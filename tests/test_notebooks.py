@@ -209,15 +209,21 @@ TRAINED_TOLERANCE = {"short_run_loss_last10": 0.10}
 
 @pytest.mark.slow
 def test_cpu_rerun_agrees_with_the_committed_run(tmp_path):
-    """Run notebook 04 (its own short visible training run, then the shipped detectors) in the cpu profile
-    again: every number it records agrees with the committed cpu run, timings excepted -- the losses of the
-    notebook's own training within their tolerances, the shipped detector's mAP within CPU_TOLERANCE."""
+    """Run notebook 04 in the cpu profile again, up to the cell that records the shipped detector's mAP (its own
+    short visible training run, then the shipped detector): every number it records agrees with the committed
+    cpu run, timings excepted -- the losses of the notebook's own training within their tolerances, the shipped
+    detector's mAP within CPU_TOLERANCE. (The cells after it, the R-CNN comparison and the crowded scenes, only
+    evaluate shipped detectors on more scenes: 100 s of the notebook's 210 s, which this test leaves out.)"""
     path = ROOT / "notebooks" / "04_yolo.ipynb"
-    committed = metrics_from_notebook(nbformat.read(path, as_version=4))
-    run = execute(path, tmp_path / path.name, "cpu")
+    nb = nbformat.read(path, as_version=4)
+    committed = metrics_from_notebook(nb)
+    last = next(i for i, c in enumerate(nb.cells) if 'record("yolo_map50"' in c.source)
+    nb.cells = nb.cells[: last + 1]
+    nbformat.write(nb, tmp_path / "copy.ipynb")
+    run = execute(tmp_path / "copy.ipynb", tmp_path / path.name, "cpu")
     assert "error" not in run, run.get("error")
-    compared = {k for k in committed if not k.endswith(TIMINGS)}
-    assert {"short_run_loss_first10", "short_run_loss_last10", "yolo_map50"} <= compared <= set(run["metrics"])
+    compared = {k for k in committed if not k.endswith(TIMINGS)} & set(metrics_from_notebook(nb))
+    assert compared == {"short_run_loss_first10", "short_run_loss_last10", "yolo_map50"} and compared <= set(run["metrics"])
     assert committed["short_run_loss_last10"] < 0.5 * committed["short_run_loss_first10"]  # it did train
     far = {k: (committed[k], run["metrics"][k]) for k in compared
            if abs(run["metrics"][k] - committed[k]) > TRAINED_TOLERANCE.get(k, CPU_TOLERANCE) * abs(committed[k])}

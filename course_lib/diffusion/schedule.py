@@ -130,34 +130,50 @@ class NoiseSchedule(nn.Module):
 
     # ------------------------------------------------------------------------------------------ reverse
 
-    def ddpm_step(self, eps: Tensor, t: int | Tensor, xt: Tensor, noise: Tensor | None) -> Tensor:
+    def ddpm_step(self, eps: Tensor, t: int | Tensor, xt: Tensor, noise: Tensor | None,
+                  clip_x0: float | None = None) -> Tensor:
         """Ho et al. Algorithm 2, one step: x_{t-1} = (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t)
         + sigma_t z, with sigma_t^2 = beta~_t (Eq. 7) and z = ``noise``; no noise at t = 0.
 
+        ``clip_x0 = c`` clips x0's estimate (Eq. 15) to [-c, c] and takes the posterior mean of Eq. 7 from it,
+        mu~ = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0_hat + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t,
+        which equals Eq. 11 when nothing is clipped (Ho et al.'s sampler clips to the data's [-1, 1] this way;
+        diffusers' ``clip_sample=True``).
+
         eps = eps_theta(x_t, t) (B, ...), t int or (B,), xt (B, ...), noise (B, ...) ~ N(0, I) (may be None
-        only when every t is 0) -> x_{t-1} (B, ...)."""
+        only when every t is 0), clip_x0 > 0 or None -> x_{t-1} (B, ...)."""
         t = self._check(xt, t)
         self._same_shape(eps, xt, "eps")
         self._same_shape(noise, xt, "noise")
         if noise is None and bool((t > 0).any()):
             raise ValueError(f"ddpm_step needs noise of shape {tuple(xt.shape)} when t > 0")
-        coef = self._at(self.betas / (1 - self.alpha_bar).sqrt(), t, xt)
-        mu = (xt - coef * eps) / self._at(self.alphas.sqrt(), t, xt)              # Eq. 11
+        if clip_x0 is None:
+            coef = self._at(self.betas / (1 - self.alpha_bar).sqrt(), t, xt)
+            mu = (xt - coef * eps) / self._at(self.alphas.sqrt(), t, xt)          # Eq. 11
+        else:
+            x0_hat = self.predict_x0(eps, t, xt).clamp(-_positive(clip_x0), clip_x0)
+            abar_prev = torch.cat([self.alpha_bar.new_ones(1), self.alpha_bar[:-1]])
+            mu = (self._at(abar_prev.sqrt() * self.betas / (1 - self.alpha_bar), t, xt) * x0_hat     # Eq. 7
+                  + self._at(self.alphas.sqrt() * (1 - abar_prev) / (1 - self.alpha_bar), t, xt) * xt)
         if noise is None:
             return mu
         sigma = self._at(self.posterior_variance.sqrt(), t, xt)                   # beta~_0 = 0: no noise at t = 0
         return mu + sigma * noise
 
     def ddim_step(self, eps: Tensor, t: int | Tensor, t_prev: int | Tensor, xt: Tensor, eta: float = 0.0,
-                  noise: Tensor | None = None) -> Tensor:
+                  noise: Tensor | None = None, clip_x0: float | None = None) -> Tensor:
         """DDIM Eq. 12, from step t to an earlier t_prev (t_prev < 0: to x0, abar = 1):
 
             x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps + sigma z,
             x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t),
             sigma  = eta * sqrt((1 - abar_prev) / (1 - abar_t)) * sqrt(1 - abar_t / abar_prev)   (Eq. 16)
 
+        ``clip_x0 = c`` clips x0_hat to [-c, c] and re-derives eps from the clipped x0_hat,
+        eps = (x_t - sqrt(abar_t) x0_hat) / sqrt(1 - abar_t), so that the step stays on the line from x_t through
+        x0_hat (GLIDE's choice; diffusers' ``clip_sample=True`` with ``use_clipped_model_output=True``).
+
         eps (B, ...), t int or (B,), t_prev int or (B,) with t_prev < t, xt (B, ...), eta >= 0,
-        noise (B, ...) ~ N(0, I), needed when eta > 0 -> x_prev (B, ...)."""
+        noise (B, ...) ~ N(0, I), needed when eta > 0, clip_x0 > 0 or None -> x_prev (B, ...)."""
         t = self._check(xt, t)
         self._same_shape(eps, xt, "eps")
         self._same_shape(noise, xt, "noise")
@@ -179,8 +195,17 @@ class NoiseSchedule(nn.Module):
             return v.to(xt.dtype).view(-1, *([1] * (xt.ndim - 1)))
 
         x0_hat = (xt - col((1 - abar_t).sqrt()) * eps) / col(abar_t.sqrt())
+        if clip_x0 is not None:
+            x0_hat = x0_hat.clamp(-_positive(clip_x0), clip_x0)
+            eps = (xt - col(abar_t.sqrt()) * x0_hat) / col((1 - abar_t).sqrt())
         x_prev = col(abar_prev.sqrt()) * x0_hat + col((1 - abar_prev - sigma**2).clamp(min=0).sqrt()) * eps
         return x_prev + col(sigma) * noise if eta > 0 else x_prev
+
+
+def _positive(c: float) -> float:
+    if not c > 0:
+        raise ValueError(f"expected clip_x0 > 0 (x0's estimate is clipped to [-clip_x0, clip_x0]) or None, got {c!r}")
+    return c
 
 
 def ddim_timesteps(T: int, steps: int) -> list[int]:
