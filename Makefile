@@ -45,7 +45,7 @@ course: setup
 KERNEL_TESTS := tests/test_kernel_paths.py tests/test_inside.py tests/test_detection_kernels.py tests/test_roi.py \
 	tests/test_maskrcnn.py tests/test_autoencoders.py tests/test_vae.py tests/test_vq.py tests/test_vq_prior.py tests/test_cnn.py \
 	tests/test_metrics.py tests/test_fuzz.py tests/test_fuzz_autoencoders.py tests/test_fuzz_segmentation.py \
-	tests/test_gans.py tests/test_gans_images.py tests/test_translation.py tests/test_diffusion.py
+	tests/test_gans.py tests/test_gans_images.py tests/test_translation.py tests/test_diffusion.py tests/test_guidance.py
 
 # Unit tests, every notebook executed in the smoke profile (papermill, in parallel: tests are spread one by one
 # over the workers, except the files with an expensive module fixture, kept on one worker by xdist_group); nbval on

@@ -12,7 +12,7 @@ One small package per chapter (``course_lib.cnn``, ...) plus a shared core:
 - ``resume``      resumable training state (killed runs continue where they stopped)
 
 Chapters: ``cnn`` (01), ``inside`` (02), ``detection`` (03-05), ``autoencoders`` (06), ``vae`` (07-08),
-``gans`` (09-10), ``translation`` (11).
+``gans`` (09-10), ``translation`` (11), ``diffusion`` (12-13), ``guidance`` and ``text`` (14-15).
 
 Shape glossary used in every docstring and comment:
 
