@@ -89,12 +89,24 @@ def fid(a: Tensor, b: Tensor) -> float:
 
 
 @torch.no_grad()
+def judge_labels(images: Tensor | None = None, *, feats: Tensor | None = None) -> Tensor:
+    """The judge's predicted class (N,) int64 of each image (N, 1, 28, 28) in [0, 1], or from their ``features``
+    (N, D) already computed (``feats=``): how a conditional sample's class is graded against its condition."""
+    if (images is None) == (feats is None):
+        raise ValueError("expected images (N, 1, 28, 28) or feats= (N, D), one of the two")
+    if feats is None:
+        check_images(images)
+        feats = features(images)
+    return judge("cpu").head(feats).argmax(dim=1)                            # (N,)
+
+
+@torch.no_grad()
 def class_histogram(images: Tensor) -> Tensor:
     """The judge's predicted class of each image (N, 1, 28, 28) in [0, 1], as fractions (10,) float64 summing to 1."""
     check_images(images)
     if not len(images):
         raise ValueError("expected at least one image (N >= 1), got N = 0")
-    pred = judge("cpu").head(features(images)).argmax(dim=1)                 # (N,)
+    pred = judge_labels(images)                                              # (N,)
     return torch.bincount(pred, minlength=10).double() / len(pred)
 
 

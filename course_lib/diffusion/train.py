@@ -71,10 +71,12 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Noi
     return gradient_step(model, optimizer, loss, grad_clip)
 
 
-def train_loop(model: nn.Module, cfg, images: Tensor, step: Callable, state: Path | None = None,
+def train_loop(model: nn.Module, cfg, images: Tensor | tuple[Tensor, ...], step: Callable, state: Path | None = None,
                progress: bool = True, desc: str = "", ema_decay: Callable[[int], float] | None = None) -> tuple[Tensor, float]:
-    """The training loop DDPM and the NCSN share: ``cfg.steps`` calls of ``step(model, optimizer, x, generator)``
-    (one gradient step on a batch x of ``cfg.batch_size`` images drawn from ``images`` (N, C, H, W); returns the loss)
+    """The training loop DDPM, the NCSN and chapter 14's models share: ``cfg.steps`` calls of
+    ``step(model, optimizer, x, generator)`` (one gradient step on a batch x of ``cfg.batch_size`` images drawn
+    from ``images`` (N, C, H, W); returns the loss) -- or, when ``images`` is a tuple of tensors of N rows (images
+    and labels), ``step(model, optimizer, x, y, ..., generator)`` on the same rows of each
     with Adam at ``cfg.lr`` after ``cfg.warmup`` steps of linear warm-up, and an EMA of the weights (decay
     ``ema_decay(step)``, default ``cfg.ema_decay``). ``model`` ends holding the EMA weights, in eval mode.
     Returns the losses (steps,) and the seconds of every run that led here (a resumed run adds the earlier ones').
@@ -86,6 +88,7 @@ def train_loop(model: nn.Module, cfg, images: Tensor, step: Callable, state: Pat
     from course_lib.resume import load_state, save_state
 
     dev = next(model.parameters()).device
+    data = images if isinstance(images, tuple) else (images,)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(cfg.warmup, 1)))
@@ -100,8 +103,8 @@ def train_loop(model: nn.Module, cfg, images: Tensor, step: Callable, state: Pat
     model.train()
     t0 = time.perf_counter()
     for k in tqdm(range(first, cfg.steps), initial=first, total=cfg.steps, disable=not progress, desc=desc):
-        idx = torch.randint(len(images), (cfg.batch_size,), generator=gen).to(dev)
-        losses[k] = step(model, optimizer, images[idx], gen)
+        idx = torch.randint(len(data[0]), (cfg.batch_size,), generator=gen).to(dev)
+        losses[k] = step(model, optimizer, *(d[idx] for d in data), gen)
         warmup.step()
         ema_update(ema, model, ema_decay(k) if ema_decay else cfg.ema_decay)
         if state is not None and ((k + 1) % cfg.state_every == 0 or k + 1 == cfg.steps):
@@ -135,9 +138,11 @@ def _batches(n: int, batch_size: int):
 
 @torch.no_grad()
 def sample_ddim(model: nn.Module, schedule: NoiseSchedule, n: int, steps: int = 50, eta: float = 0.0,
-                seed: int = 0, batch_size: int = 500, shape: tuple[int, ...] = (1, 28, 28)) -> Tensor:
+                seed: int = 0, batch_size: int = 500, shape: tuple[int, ...] = (1, 28, 28),
+                clip_x0: float | None = 1.0) -> Tensor:
     """n images (n, *shape) in [0, 1] by DDIM (Song et al. Eq. 12) over ``steps`` of the T steps, from
-    x_T ~ N(0, I) drawn from a seeded generator (eta > 0 adds the noise of Eq. 16)."""
+    x_T ~ N(0, I) drawn from a seeded generator (eta > 0 adds the noise of Eq. 16); x0's estimate clipped to
+    [-clip_x0, clip_x0] at every step (the data's range; None: not clipped)."""
     model.eval()
     dev = next(model.parameters()).device
     gen, out = torch.Generator().manual_seed(seed), []
@@ -147,15 +152,17 @@ def sample_ddim(model: nn.Module, schedule: NoiseSchedule, n: int, steps: int = 
         x = torch.randn((b, *shape), generator=gen).to(dev)
         for t in taus:
             noise = torch.randn(x.shape, generator=gen).to(dev) if eta > 0 else None
-            x = schedule.ddim_step(model(x, torch.full((b,), t, device=dev)), t, t - k, x, eta=eta, noise=noise)
+            x = schedule.ddim_step(model(x, torch.full((b,), t, device=dev)), t, t - k, x, eta=eta, noise=noise,
+                                   clip_x0=clip_x0)
         out.append(to_unit(x).cpu())
     return torch.cat(out)
 
 
 @torch.no_grad()
 def sample_ddpm(model: nn.Module, schedule: NoiseSchedule, n: int, seed: int = 0, batch_size: int = 500,
-                shape: tuple[int, ...] = (1, 28, 28)) -> Tensor:
-    """n images (n, *shape) in [0, 1] by ancestral sampling (Ho et al. Algorithm 2), all T steps."""
+                shape: tuple[int, ...] = (1, 28, 28), clip_x0: float | None = 1.0) -> Tensor:
+    """n images (n, *shape) in [0, 1] by ancestral sampling (Ho et al. Algorithm 2), all T steps; x0's
+    estimate clipped to [-clip_x0, clip_x0] at every step (as Ho et al.'s sampler; None: not clipped)."""
     model.eval()
     dev = next(model.parameters()).device
     gen, out = torch.Generator().manual_seed(seed), []
@@ -163,6 +170,6 @@ def sample_ddpm(model: nn.Module, schedule: NoiseSchedule, n: int, seed: int = 0
         x = torch.randn((b, *shape), generator=gen).to(dev)
         for t in reversed(range(schedule.T)):
             noise = torch.randn(x.shape, generator=gen).to(dev) if t > 0 else None
-            x = schedule.ddpm_step(model(x, torch.full((b,), t, device=dev)), t, x, noise)
+            x = schedule.ddpm_step(model(x, torch.full((b,), t, device=dev)), t, x, noise, clip_x0=clip_x0)
         out.append(to_unit(x).cpu())
     return torch.cat(out)

@@ -152,6 +152,11 @@ class UNet(nn.Module):
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
         t = self.check(x, t)                                                    # (B,)
         temb = self.time_mlp(sinusoidal_embedding(t, self.channels[0]).to(x.dtype))   # (B, D)
+        return self.trunk(x, temb)
+
+    def trunk(self, x: Tensor, temb: Tensor) -> Tensor:
+        """Steps 2-5 given the embedding temb (B, D) that every ResBlock adds: x (B, C, H, W) -> (B, C, H, W).
+        A conditional U-Net adds its condition to temb and calls this (``course_lib.guidance``)."""
         h = self.conv_in(x)                                                     # (B, c0, H, W)
         first, skips = h, []
         for stage in self.down:                                                 # level i: (B, c_i, H/2^i, W/2^i)

@@ -150,22 +150,7 @@ class ClassConditionalUNet(UNet):
                              f"got [{int(y.min())}, {int(y.max())}]")
         temb = self.time_mlp(sinusoidal_embedding(t, self.channels[0]).to(x.dtype))   # (B, D)
         temb = temb + self.class_emb(y.to(x.device)).to(x.dtype)               # (B, D): the only change
-        # the rest is UNet.forward, unchanged
-        h = self.conv_in(x)                                                     # (B, c0, H, W)
-        first, skips = h, []
-        for stage in self.down:
-            h = stage["res1"](h, temb)
-            skips.append(h)
-            h = stage["attn"](stage["res2"](h, temb))
-            skips.append(h)
-            h = stage["down"](h)
-        h = self.mid2(self.mid_attn(self.mid1(h, temb)), temb)
-        for stage in self.up:
-            h = stage["res1"](torch.cat([h, skips.pop()], 1), temb)
-            h = stage["attn"](stage["res2"](torch.cat([h, skips.pop()], 1), temb))
-            h = stage["up"](h)
-        h = self.res_out(torch.cat([h, first], 1), temb)                        # (B, c0, H, W)
-        return self.conv_out(F.silu(self.norm_out(h)))                          # (B, C, H, W)
+        return self.trunk(x, temb)                                              # UNet's steps 2-5
 
 
 def eps_cfg(model: ClassConditionalUNet, x: Tensor, t: Tensor | float, y: Tensor, scale: float | Tensor) -> Tensor:
