@@ -98,6 +98,22 @@ def save(name: str, model: nn.Module, folder: Path | None = None, *, profile: st
     return path
 
 
+def update_metrics(name: str, metrics: dict, folder: Path | None = None) -> dict:
+    """Merge ``metrics`` into the manifest entry of checkpoint ``name`` in ``folder`` (default: the shipped
+    folder), atomically: for a new measurement of unchanged weights (a better sampler, a larger sample). The
+    file, its sha256 and the training's numbers stay; keys in ``metrics`` replace the same keys. -> the entry."""
+    folder = Path(folder) if folder is not None else shipped_dir()
+    manifest = read_manifest(folder) if folder is not None else {}
+    if name not in manifest:
+        raise ValueError(f"no manifest entry {name!r} in {folder}: train and save the checkpoint first")
+    if sha256(folder / manifest[name]["file"]) != manifest[name]["sha256"]:
+        raise ValueError(f"{folder / manifest[name]['file']} does not match its manifest's sha256: not updating")
+    manifest[name]["metrics"] = {**manifest[name].get("metrics", {}), **metrics}
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    _atomic_write(folder / MANIFEST, lambda tmp: tmp.write_text(text))
+    return manifest[name]
+
+
 def _mismatch(expected: dict, found: dict) -> str:
     """'' when ``found`` has exactly the keys, shapes and dtypes of ``expected``, else the first difference."""
     missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))

@@ -14,7 +14,7 @@ from safetensors.torch import save_file as real_save_file
 from torch import nn
 
 import course_lib.checkpoints as ckpt
-from course_lib.checkpoints import CheckpointWarning, load, read_manifest, save
+from course_lib.checkpoints import CheckpointWarning, load, read_manifest, save, update_metrics
 
 
 @pytest.fixture(autouse=True)
@@ -88,6 +88,22 @@ def test_save_load_roundtrip_from_cache(cache):
         assert torch.equal(a, b)
     assert got["source"] == str(cache) and got["sha256"] == entry["sha256"]
     assert got["metrics"] == {"acc": 0.9}
+
+
+def test_update_metrics_merges_into_the_entry_and_keeps_the_weights(cache):
+    path = save("tiny", linear(1.0), profile="cpu", seconds=5, metrics={"fid": 11.4, "steps": 10})
+    before = read_manifest(cache)["tiny"]
+    entry = update_metrics("tiny", {"fid": 8.6, "fid_noclip": 11.4}, folder=cache)
+    after = read_manifest(cache)["tiny"]
+    assert entry == after and after["metrics"] == {"fid": 8.6, "fid_noclip": 11.4, "steps": 10}
+    assert {k: v for k, v in after.items() if k != "metrics"} == {k: v for k, v in before.items() if k != "metrics"}
+    assert after["sha256"] == sha(path)
+    with pytest.raises(ValueError, match="no manifest entry 'other'"):
+        update_metrics("other", {"fid": 1.0}, folder=cache)
+    path.write_bytes(path.read_bytes()[:-1])                           # weights that are not the measured ones
+    with pytest.raises(ValueError, match="sha256"):
+        update_metrics("tiny", {"fid": 1.0}, folder=cache)
+    assert read_manifest(cache)["tiny"] == after
 
 
 def test_manifest_keeps_other_entries(cache):

@@ -88,17 +88,21 @@ def test_the_model_ends_holding_the_ema_weights(fake_fashion):
     assert any(not torch.equal(start[k], v) for k, v in model.state_dict().items())
 
 
-def test_ddim_with_eta_1_and_every_step_is_ddpm_ancestral_sampling():
+@pytest.mark.parametrize("clip_x0", [None, 1.0])
+def test_ddim_with_eta_1_and_every_step_is_ddpm_ancestral_sampling(clip_x0):
     """Song et al. 2021: eta = 1 over all T steps gives the DDPM posterior's mean and variance; with the same
-    noise draws the two samplers agree up to rounding."""
+    noise draws the two samplers agree up to rounding -- also with x0's estimate clipped, because DDIM re-derives
+    eps from the clipped x0 and so takes the posterior q(x_{t-1} | x_t, x0_hat) that DDPM's clipped step takes."""
     torch.manual_seed(0)
     model, schedule = tiny_unet().eval(), NoiseSchedule(20)
-    ddpm = dtrain.sample_ddpm(model, schedule, 6, seed=3)
-    ddim = dtrain.sample_ddim(model, schedule, 6, steps=20, eta=1.0, seed=3)
+    ddpm = dtrain.sample_ddpm(model, schedule, 6, seed=3, clip_x0=clip_x0)
+    ddim = dtrain.sample_ddim(model, schedule, 6, steps=20, eta=1.0, seed=3, clip_x0=clip_x0)
     assert ddpm.shape == ddim.shape == (6, 1, 28, 28)
     torch.testing.assert_close(ddim, ddpm, atol=1e-4, rtol=0)
+    if clip_x0:                                                   # the clipping did act on this model
+        assert (ddpm - dtrain.sample_ddpm(model, schedule, 6, seed=3, clip_x0=None)).abs().max() > 1e-2
     # deterministic DDIM differs from it, and is reproducible from the seed, in [0, 1]
-    a, b = (dtrain.sample_ddim(model, schedule, 6, steps=5, seed=3) for _ in range(2))
+    a, b = (dtrain.sample_ddim(model, schedule, 6, steps=5, seed=3, clip_x0=clip_x0) for _ in range(2))
     assert torch.equal(a, b) and 0 <= float(a.min()) and float(a.max()) <= 1
     assert not torch.allclose(a, ddpm, atol=1e-3)
 

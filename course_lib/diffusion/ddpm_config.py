@@ -22,7 +22,7 @@ class DDPMNotebookConfig:
 
 
 CONFIGS = {
-    "smoke": DDPMNotebookConfig(n_forward=200, train_steps=2, batch_size=16, toy_steps=50, n_frames=2, n_fid=12,
+    "smoke": DDPMNotebookConfig(n_forward=64, train_steps=2, batch_size=16, toy_steps=50, n_frames=2, n_fid=12,
                                 n_dae=6, n_loss=8, chain_T=40, n_compare=100),
     "cpu": DDPMNotebookConfig(n_forward=2_000, train_steps=120, batch_size=64, toy_steps=1_500, n_frames=8, n_fid=300,
                               n_dae=150, n_loss=200, chain_T=1_000, n_compare=3_000),
