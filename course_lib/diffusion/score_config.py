@@ -33,7 +33,7 @@ SCORE_CONFIGS = {
                          ncsn_steps=3, ncsn_batch=16, n_samples=20, steps_per_sigma=1, sample_eps=5e-5),
     "cpu": ScoreConfig(toy_n_train=10_000, toy_steps=2_000, toy_batch=256, grid_points=101, langevin_n=4_000,
                        langevin_steps=1_000, langevin_eps=0.1, anneal_L=10, anneal_steps=100, anneal_eps=0.01, pca_n=10_000,
-                       ncsn_steps=20, ncsn_batch=64, n_samples=100, steps_per_sigma=5, sample_eps=5e-5),
+                       ncsn_steps=20, ncsn_batch=64, n_samples=100, steps_per_sigma=20, sample_eps=1e-4),
     "gpu": ScoreConfig(toy_n_train=50_000, toy_steps=5_000, toy_batch=1_024, grid_points=201, langevin_n=10_000,
                        langevin_steps=2_000, langevin_eps=0.1, anneal_L=10, anneal_steps=100, anneal_eps=0.01, pca_n=20_000,
                        ncsn_steps=1_000, ncsn_batch=128, n_samples=1_000, steps_per_sigma=100, sample_eps=2e-5),
