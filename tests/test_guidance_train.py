@@ -4,9 +4,9 @@ of CFG training, the loop over (images, labels), the guided DDIM sampler's scale
 import pytest
 import torch
 
-from course_lib.diffusion import NoiseSchedule
-from course_lib.diffusion.train import train_loop
-from course_lib.guidance import ClassConditionalUNet, NoisyClassifier
+from course_lib.diffusion import NoiseSchedule, ddim_timesteps
+from course_lib.diffusion.train import to_unit, train_loop
+from course_lib.guidance import ClassConditionalUNet, NoisyClassifier, eps_cfg
 from course_lib.guidance import train as gtrain
 
 
@@ -76,6 +76,27 @@ def test_sample_cfg_shapes_scale_and_null_labels():
     torch.testing.assert_close(gtrain.sample_cfg(model, schedule, y, 0.0, steps=5, seed=1),
                                gtrain.sample_cfg(model, schedule, null, 3.0, steps=5, seed=1), rtol=0, atol=1e-5)
     assert not torch.allclose(out, gtrain.sample_cfg(model, schedule, y, 0.0, steps=5, seed=1, batch_size=2), atol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.0])
+def test_sample_cfg_takes_one_pass_at_scales_0_and_1_and_agrees_with_the_combination(scale):
+    """At scale 0 or 1 sample_cfg runs only the model the combination keeps; the images equal the loop over
+    eps_cfg (both passes in one batch, then cfg). Images in [0, 1]: the batch of two and the batch of one may
+    take different kernel paths, so they agree to 1e-4 of the range, not bit for bit."""
+    torch.set_num_threads(1)
+    model, schedule = tiny().eval(), NoiseSchedule(20)
+    y = torch.tensor([0, 3, 7])
+    calls = []
+    hook = model.register_forward_hook(lambda m, args, out: calls.append(len(args[0])))
+    got = gtrain.sample_cfg(model, schedule, y, scale, steps=5, seed=1)
+    hook.remove()
+    assert calls == [3] * 5                                    # one pass of the 3 images per step, not 6
+    gen, k = torch.Generator().manual_seed(1), schedule.T // 5
+    x = torch.randn((3, 1, 28, 28), generator=gen)
+    with torch.no_grad():
+        for t in ddim_timesteps(schedule.T, 5):
+            x = schedule.ddim_step(eps_cfg(model, x, torch.full((3,), t), y, scale), t, t - k, x, clip_x0=1.0)
+    torch.testing.assert_close(got, to_unit(x), rtol=0, atol=1e-4)
 
 
 def test_guidance_checkpoints_are_registered():

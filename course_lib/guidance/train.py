@@ -104,7 +104,8 @@ def sample_cfg(model: ClassConditionalUNet, schedule: NoiseSchedule, labels: Ten
                steps: int = 50, seed: int = 0, batch_size: int = 250, clip_x0: float | None = 1.0) -> Tensor:
     """One image per label (N,) in [0, 1], (N, 1, 28, 28): DDIM over ``steps`` of the T with the CFG prediction
     eps_u + scale (eps_c - eps_u) (scale 0: the unconditional model; a label equal to ``model.null_label``:
-    unconditional at any scale)."""
+    unconditional at any scale). At scale 0 or 1 the combination is one of the two predictions, so only that one
+    is computed: a single pass instead of two."""
     model.eval()
     dev = next(model.parameters()).device
     gen, out, k = torch.Generator().manual_seed(seed), [], schedule.T // steps
@@ -112,7 +113,11 @@ def sample_cfg(model: ClassConditionalUNet, schedule: NoiseSchedule, labels: Ten
         y = labels[i:i + batch_size].to(dev)
         x = torch.randn((len(y), 1, 28, 28), generator=gen).to(dev)
         for t in ddim_timesteps(schedule.T, steps):
-            eps = eps_cfg(model, x, torch.full((len(y),), t, device=dev), y, scale)
+            tt = torch.full((len(y),), t, device=dev)
+            if scale in (0, 1):                    # cfg(eps_u, eps_c, 0) = eps_u, cfg(eps_u, eps_c, 1) = eps_c
+                eps = model(x, tt, y if scale == 1 else torch.full_like(y, model.null_label))
+            else:
+                eps = eps_cfg(model, x, tt, y, scale)
             x = schedule.ddim_step(eps, t, t - k, x, clip_x0=clip_x0)
         out.append(to_unit(x).cpu())
     return torch.cat(out)

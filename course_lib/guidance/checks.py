@@ -1,0 +1,61 @@
+"""Answers to notebook 14's exercises, computed with this chapter's kernels (never stored).
+
+Write the kernel: the classifier-free guidance combination (Ho & Salimans 2022, Eq. 6) and the
+classifier-guided noise prediction (Dhariwal & Nichol 2021, Eq. 14), each checked against
+``course_lib.guidance`` on seeded random inputs and the edge cases that tell the plausible slips apart
+(scale 0 and 1, a per-example scale, abar_t at both ends of the schedule).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from course_lib.checks import Verdict, check_kernel
+from course_lib.guidance.guidance import cfg, classifier_guided_eps
+
+
+def cfg_cases(seed: int = 0) -> list[tuple[str, tuple]]:
+    """(eps_uncond, eps_cond, scale) triples: random (B, 1, 28, 28) predictions at several scales."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape, dtype=torch.float32: torch.randn(*shape, generator=g, dtype=dtype)   # noqa: E731
+    return [
+        ("random (4, 1, 28, 28) predictions, scale 3 (guided beyond the conditional model)", (r(4, 1, 28, 28), r(4, 1, 28, 28), 3.0)),
+        ("random (4, 1, 28, 28), scale 0.5 (between the two models)", (r(4, 1, 28, 28), r(4, 1, 28, 28), 0.5)),
+        ("edge: scale 0 returns the unconditional prediction", (r(2, 1, 5, 5), r(2, 1, 5, 5), 0.0)),
+        ("edge: scale 1 returns the conditional prediction", (r(2, 1, 5, 5), r(2, 1, 5, 5), 1.0)),
+        ("edge: one scale per example, a (3,) tensor [0, 1, 7], float64",
+         (r(3, 2, 4, 4, dtype=torch.float64), r(3, 2, 4, 4, dtype=torch.float64),
+          torch.tensor([0.0, 1.0, 7.0], dtype=torch.float64))),
+    ]
+
+
+def guided_cases(seed: int = 1) -> list[tuple[str, tuple]]:
+    """(eps, grad_log_p, alpha_bar_t, scale) tuples."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape, dtype=torch.float32: torch.randn(*shape, generator=g, dtype=dtype)   # noqa: E731
+    return [
+        ("random (4, 1, 28, 28), abar_t = 0.3, scale 3", (r(4, 1, 28, 28), r(4, 1, 28, 28), 0.3, 3.0)),
+        ("random (4, 1, 28, 28), abar_t = 0.9, scale 1 (Bayes' rule)", (r(4, 1, 28, 28), r(4, 1, 28, 28), 0.9, 1.0)),
+        ("edge: abar_t = 1 (no noise: the gradient gets weight 0)", (r(2, 1, 5, 5), r(2, 1, 5, 5), 1.0, 5.0)),
+        ("edge: abar_t = 0 (pure noise: weight s)", (r(2, 1, 5, 5), r(2, 1, 5, 5), 0.0, 2.0)),
+        ("edge: one abar_t per example, a (3,) tensor, float64",
+         (r(3, 1, 4, 4, dtype=torch.float64), r(3, 1, 4, 4, dtype=torch.float64),
+          torch.tensor([0.05, 0.5, 0.95], dtype=torch.float64), 4.0)),
+    ]
+
+
+def check_cfg_kernel(fn) -> Verdict:
+    """``fn(eps_uncond, eps_cond, scale) -> eps_hat`` against ``course_lib.guidance.cfg``."""
+    return check_kernel(fn, cfg, cfg_cases(), name="my_cfg", reference_name="course_lib.guidance.cfg",
+                        hint="eps_hat = eps_u + s * (eps_c - eps_u): scale 0 gives eps_u, scale 1 eps_c. A (B,) "
+                             "scale must be viewed as (B, 1, 1, 1) to broadcast over each example. (Ho & Salimans "
+                             "write (1 + w) eps_c - w eps_u with w = s - 1: the same line.)")
+
+
+def check_guided_eps_kernel(fn) -> Verdict:
+    """``fn(eps, grad_log_p, alpha_bar_t, scale) -> eps_hat`` against ``course_lib.guidance.classifier_guided_eps``."""
+    return check_kernel(fn, classifier_guided_eps, guided_cases(), name="my_guided_eps",
+                        reference_name="course_lib.guidance.classifier_guided_eps",
+                        hint="eps_hat = eps - s * sqrt(1 - abar_t) * grad_log_p (eps = -sqrt(1 - abar_t) * score, "
+                             "so adding s * grad log p(y | x_t) to the score subtracts it, scaled, from eps). A (B,) "
+                             "abar_t must be viewed as (B, 1, 1, 1); keep x's dtype.")
