@@ -20,8 +20,8 @@ the notebook running from top to bottom before anything is filled in:
 - any other region (a function's body) becomes ``pass`` (the function returns None, which the check reads as
   "not answered yet"); the cells after a check use course_lib's implementation and say so.
 
-``tests/test_editions.py`` fails when ``learner/`` is out of date and runs every learner notebook in the smoke
-profile.
+``tests/test_editions.py`` fails when ``learner/`` is out of date; ``tests/test_notebooks.py`` runs both editions of
+every notebook in the smoke profile, in one kernel (``both_editions`` below).
 """
 
 from __future__ import annotations
@@ -146,3 +146,92 @@ def write_learner_editions(notebooks: list[Path] | None = None) -> list[Path]:
             written.append(stale)
     print(f"learner edition: {len(written)} of {len(paths)} notebooks rewritten in {LEARNER_DIR}/")
     return written
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Both editions in one run. The two editions differ only inside the solution regions, and what a region binds (the
+# learner's function, answer or prediction) may be used afterwards only as an argument of a ``check_*`` call
+# (``answers_outside_checks`` finds any other use). Every other cell then computes the same thing in both editions,
+# so one kernel can run both: each cell with a solution runs twice, its learner version (the stub) first and then
+# its complete version, whose names the later cells see. ``tests/test_notebooks.py`` runs that notebook in the smoke
+# profile instead of running each edition from the top.
+
+LEARNER_TAG, COMPLETE_TAG = "learner-edition", "complete-edition"
+
+
+def both_editions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of the complete notebook ``nb`` in which each code cell with a solution region is preceded by its
+    learner version (tagged ``LEARNER_TAG``; the complete one is tagged ``COMPLETE_TAG``)."""
+    out = copy.deepcopy(nb)
+    cells = []
+    for cell in out.cells:
+        if cell.cell_type == "code" and solution_regions(cell.source):
+            learner = copy.deepcopy(cell)
+            learner.source = strip_solutions(cell.source)[0]
+            learner.outputs, learner.execution_count = [], None
+            learner.id = f"{cell.get('id', 'cell')}-learner"[:64]
+            learner.metadata["tags"] = [*cell.metadata.get("tags", []), LEARNER_TAG]
+            cell.metadata["tags"] = [*cell.metadata.get("tags", []), COMPLETE_TAG]
+            cells.append(learner)
+        cells.append(cell)
+    out.cells = cells
+    return out
+
+
+def _parse(source: str):
+    import ast
+
+    # IPython lines (%magic, !shell) are not Python: parse them as `pass`
+    lines = [("pass" if line.lstrip().startswith(("%", "!")) else line) for line in source.split("\n")]
+    return ast.parse("\n".join(lines))
+
+
+def _bound_in_regions(source: str) -> set[str]:
+    """The names whose value differs between the editions after this cell: those assigned inside a solution
+    region at the top level, and every function or class whose body holds a region."""
+    import ast
+
+    regions = solution_regions(source)
+    inside = lambda node: any(a + 1 <= node.lineno - 1 <= b for a, b in regions)    # noqa: E731  (0-based lines)
+    names, todo = set(), list(_parse(source).body)
+    while todo:                                       # the module's statements, not the functions' own locals
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if any(node.lineno - 1 <= a <= node.end_lineno - 1 for a, _ in regions):
+                names.add(node.name)
+            continue
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.With)) and inside(node):
+            names |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        todo += [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt)]
+    return names
+
+
+def answers_outside_checks(nb: nbformat.NotebookNode) -> list[str]:
+    """Every use, after its cell, of a name a solution region binds, other than as a direct argument of a call to a
+    function named ``check_*`` (which reads None as "not answered yet"): "cell i: name" for each. A later
+    top-level assignment of the name ends its tracking (the name then holds something else)."""
+    import ast
+
+    answers: dict[str, int] = {}
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        tree = _parse(cell.source)
+        for stmt in tree.body:
+            if not answers:
+                break
+            parents = {child: node for node in ast.walk(stmt) for child in ast.iter_child_nodes(node)}
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in answers:
+                    call = parents.get(node)
+                    fn = getattr(call, "func", None)
+                    fn_name = getattr(fn, "id", None) or getattr(fn, "attr", "")
+                    if not (isinstance(call, ast.Call) and node in call.args and fn_name.startswith("check_")):
+                        found.append(f"cell {i}: {node.id} (bound by the solution in cell {answers[node.id]})")
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                    answers.pop(node.id, None)
+        if solution_regions(cell.source):
+            answers.update({name: i for name in _bound_in_regions(cell.source)})
+    return found

@@ -7,6 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_lib import editions
+
 from course_lib.editions import (BEGIN, END, LEARNER_DIR, STUB_COMMENT, learner_notebook, learner_path,
                                  solution_regions, strip_solutions)
 
@@ -71,3 +73,37 @@ def test_learner_edition_has_no_outputs_no_solutions_and_its_own_badge(path):
 
 def test_learner_folder_holds_exactly_the_notebooks():
     assert sorted(p.name for p in (ROOT / LEARNER_DIR).glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
+
+
+def _nb(*sources):
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+
+
+SOLVED = ("def my_f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n\ncheck_f(my_f)",
+          "### BEGIN SOLUTION\nmy_prediction = 'up'\n### END SOLUTION")
+
+
+def test_both_editions_runs_each_solution_cell_as_the_learner_has_it_then_complete():
+    nb = _nb("x = 1", *SOLVED, "check_prediction(my_prediction, 'up')")
+    both = editions.both_editions(nb)
+    sources = [c.source for c in both.cells]
+    assert len(both.cells) == 6 and sources[0] == "x = 1" and sources[-1] == nb.cells[-1].source
+    assert sources[2] == SOLVED[0] and sources[4] == SOLVED[1]                   # the complete cells, unchanged
+    assert "pass" in sources[1] and "return 2 * x" not in sources[1] and "check_f(my_f)" in sources[1]
+    assert "my_prediction = None" in sources[3]
+    assert [editions.LEARNER_TAG in c.metadata.get("tags", []) for c in both.cells] == [False, True, False, True, False, False]
+    assert [editions.COMPLETE_TAG in c.metadata.get("tags", []) for c in both.cells] == [False, False, True, False, True, False]
+    assert len({c.id for c in both.cells}) == 6 and len(nb.cells) == 4          # ids unique, the input untouched
+
+
+def test_answers_outside_checks_flags_every_other_use_of_a_solution_binding():
+    assert editions.answers_outside_checks(_nb(*SOLVED, "check_prediction(my_prediction, 'up')\ncheck_f(my_f)")) == []
+    found = editions.answers_outside_checks(_nb(*SOLVED, "y = my_f(3)", "print(my_prediction)", "checks.check_g(my_f)"))
+    assert found == ["cell 2: my_f (bound by the solution in cell 0)", "cell 3: my_prediction (bound by the solution in cell 1)"]
+    # a name assigned again no longer holds the answer; a function's own locals are not the notebook's names
+    rebound = _nb("### BEGIN SOLUTION\nanswer = 3\n### END SOLUTION", "answer = 4", "print(answer)")
+    assert editions.answers_outside_checks(rebound) == []
+    assert editions.answers_outside_checks(_nb(SOLVED[0], "x = 2 * x")) == []
+    # magics do not break the parse
+    assert editions.answers_outside_checks(_nb("%matplotlib inline\n" + SOLVED[1], "!ls\nprint(my_prediction)")) == [
+        "cell 1: my_prediction (bound by the solution in cell 0)"]

@@ -1,7 +1,8 @@
-"""The notebooks: committed outputs from one clean cpu run, conventions, and a smoke execution of each.
+"""The notebooks: committed outputs from one clean cpu run, conventions, and a smoke execution of each (both
+editions in one kernel).
 
-(`make test` also runs `pytest --nbval-lax notebooks`, which re-executes them and compares the cells
-marked `# NBVAL_CHECK_OUTPUT` with their committed outputs.)
+(`make test` also runs nbval on copies of them (tests/nbval_copies.py), which re-executes them and compares the
+cells marked `# NBVAL_CHECK_OUTPUT` with their committed outputs.)
 """
 
 import json
@@ -12,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib.editions import learner_path, solution_regions
+from course_lib.editions import COMPLETE_TAG, LEARNER_TAG, answers_outside_checks, both_editions, solution_regions
 from course_lib.notebook_cells import COMMITTED_NOTE, outputs_profile, repository_url, setup_cell
 from course_lib.results import metrics_from_notebook
 from course_lib.runner import execute
@@ -138,6 +139,13 @@ EXPECTED = {
                 "one_shot_fid", "dae_chain_fid", "ddim50_fid_dae_count", "ddpm_class_kl", "ddpm_fid_shipped",
                 "ddpm_fid_shipped_n", "ddpm_train_seconds", "vae_fid_compare", "dcgan_fid_compare", "ddim10_fid_noclip",
                 "ddpm_fid_shipped_noclip"},
+    "14_guidance": {"bayes_score_rel_err", "notes_sum_score_rel_err", "toy_bayes_acc",
+                    *(f"toy_{m}_s{s}" for m in ("acc", "fd") for s in (0, 1, 2, 4)),
+                    "cond_short_run_loss_first", "cond_short_run_loss_last", "cond_dropped_frac", "cfg_scale0_rel_err",
+                    "cfg_scale1_rel_err", "cfg_cond_uncond_gap", "noisy_clf_acc_t0", "noisy_clf_acc_t500",
+                    "judge_acc_noisy_t500", "cg_acc_s0", "cg_fid_s0", "real_judge_acc", "fid_floor", "cfg_acc_s0",
+                    "cfg_fid_s0", "cfg_acc_s1", "cfg_fid_s1", "cfg_acc_s3", "cfg_fid_s3", "cfg_spread_s1",
+                    "cfg_best_scale", "uncond_ddpm_fid"},
     "11_image_translation": {"patch_receptive_field", "fid_floor", "mean_image_test_l1", "mean_image_fid",
                              "edge_input_test_l1", "edge_input_fid", "l1only_test_l1", "l1only_fid", "pix2pix_test_l1",
                              "pix2pix_fid", "pix2pix_lambda1_test_l1", "pix2pix_lambda1_fid", "pix2pix_lambda10_test_l1",
@@ -151,24 +159,38 @@ EXPECTED = {
 TIMINGS = ("_seconds", "_per_second", "seconds_per_image")
 
 
+def test_solution_answers_reach_only_the_checks():
+    """What a solution region binds (the learner's function, answer, prediction) is used later only as an argument
+    of a check_* call: every other cell then computes the same in both editions, which lets the smoke test run
+    both editions in one kernel (course_lib.editions.both_editions)."""
+    found = {p.stem: answers_outside_checks(nbformat.read(p, as_version=4)) for p in NOTEBOOKS}
+    assert not any(found.values()), {k: v for k, v in found.items() if v}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_smoke_execution(path, tmp_path):
-    """Execute the notebook and its learner edition (nothing filled in) with papermill in the smoke profile;
-    check what it recorded, and that both runs recorded the same numbers (timings excepted): the course is
-    deterministic, and with its stubs unanswered the learner edition goes on with course_lib's code."""
-    runs = [execute(source, tmp_path / f"run{i}_{path.name}", "smoke")
-            for i, source in enumerate([path, learner_path(path)])]
-    assert all("error" not in r for r in runs), [r.get("error") for r in runs]
-    stubs = sum(len(solution_regions(c.source)) for c in nbformat.read(path, as_version=4).cells
-                if c.cell_type == "code")
-    said = "".join(o.get("text", "") for c in nbformat.read(tmp_path / f"run1_{path.name}", as_version=4).cells
-                   if c.cell_type == "code" for o in c.outputs)
-    assert said.count("Not answered yet") + said.count("No prediction made") >= stubs, said[-2000:]
-    assert "Not quite" not in said and "Traceback" not in said
-    result, metrics = runs[0], runs[0]["metrics"]
-    first, second = ({k: v for k, v in r["metrics"].items() if not k.endswith(TIMINGS)} for r in runs)
-    assert first == second, {k: (first[k], second.get(k)) for k in first if first[k] != second.get(k)}
+    """Execute the notebook with papermill in the smoke profile, both editions in one kernel: each cell with a
+    solution runs first as the learner edition has it (nothing filled in) and then complete
+    (course_lib.editions.both_editions; the test above makes that equivalent to running each edition from the
+    top). The learner's checks say "not answered yet" and the notebook goes on with course_lib's code; no check
+    says "Not quite"; every expected number is recorded."""
+    nb = nbformat.read(path, as_version=4)
+    combined = tmp_path / f"both_{path.name}"
+    nbformat.write(both_editions(nb), combined)
+    result = execute(combined, tmp_path / path.name, "smoke")
+    assert "error" not in result, result.get("error")
+    ran = nbformat.read(tmp_path / path.name, as_version=4)
+    said = {tag: [("".join(o.get("text", "") for o in c.outputs), c.source) for c in ran.cells
+                  if c.cell_type == "code" and tag in c.metadata.get("tags", [])] for tag in (LEARNER_TAG, COMPLETE_TAG)}
+    assert len(said[LEARNER_TAG]) == len(said[COMPLETE_TAG]) == sum(
+        1 for c in nb.cells if c.cell_type == "code" and solution_regions(c.source))
+    unanswered = [src[:80] for text, src in said[LEARNER_TAG] if "check_" in src
+                  and "Not answered yet" not in text and "No prediction made" not in text]
+    assert not unanswered, unanswered
+    everything = "".join(o.get("text", "") for c in ran.cells if c.cell_type == "code" for o in c.outputs)
+    assert "Not quite" not in everything and "Traceback" not in everything
+    metrics = result["metrics"]
     assert EXPECTED.get(path.stem, set()) <= set(metrics), sorted(metrics)
     if path.stem == "00_start_here":
         assert metrics["fmnist_train_images"] == 60000 and metrics["fmnist_test_images"] == 10000
@@ -192,6 +214,10 @@ def test_smoke_execution(path, tmp_path):
     if path.stem == "12_score_matching":   # exact scores: meaningful in smoke
         assert metrics["langevin_weight_heavy"] < 0.65 < 0.7 < metrics["annealed_weight_heavy"]
         assert metrics["sm_relerr_low"] > metrics["sm_relerr_high"] and metrics["dsm_relerr_low"] < metrics["sm_relerr_low"]
+    if path.stem == "14_guidance":         # exact densities and the shipped models: meaningful in smoke
+        assert metrics["bayes_score_rel_err"] < 1e-9 < 0.3 < metrics["notes_sum_score_rel_err"]
+        assert metrics["cfg_scale0_rel_err"] < 1e-5 and metrics["cfg_scale1_rel_err"] < 1e-5
+        assert metrics["noisy_clf_acc_t0"] > metrics["noisy_clf_acc_t500"] > 0.3 and 0.05 < metrics["cond_dropped_frac"] < 0.2
     if path.stem == "13_ddpm":             # the forward-process check and the trivial predictors need no training
         assert metrics["forward_min_ks_p"] > 1e-3 and metrics["forward_wrong_ks_d"] > 0.1
         assert metrics["eps_linear_test_loss"] < metrics["eps_zero_test_loss"] == pytest.approx(1, abs=0.05)
