@@ -13,6 +13,9 @@ Notebook 15 (Rombach et al. 2022, latent diffusion, Sec. 3.3):
 - ``cross_attention``  ``masked_attention`` (Eq. 1 written out, with a key mask and the weights),
                        ``CrossAttention`` (Q from the image, K and V from the text), ``SpatialCrossAttention``
                        (GroupNorm, pixels as tokens, residual)
+- ``latent``           ``LatentTextDenoiser`` (eps_theta(z_t, t, tau(y)) on an autoencoder's 7x7 latent: residual
+                       blocks, self-attention, cross-attention to the caption; the text encoder trained with it),
+                       ``drop_caption`` (the empty caption for CFG), ``latent_train_step``, ``sample_latents``
 
 The captions, tokenizer and text encoder are in ``course_lib.text``; the U-Net and the noise schedule in
 ``course_lib.diffusion``. The library gives single steps; the notebooks own the sampling loops.

@@ -1,0 +1,142 @@
+"""Chapter 15's denoiser for latent diffusion (Rombach et al. 2022, https://arxiv.org/abs/2112.10752), with the
+caption read through cross-attention.
+
+Latent diffusion runs chapter 13's DDPM on z = E(x), the latent of a frozen autoencoder, and decodes the sample
+with D. The denoiser eps_theta(z_t, t, tau(y)) sees the caption y through a text encoder tau (Sec. 3.3, Eq. 3:
+tau and eps_theta are optimized jointly) and cross-attention, Q from the latent's positions and K, V from the
+caption's tokens:
+
+    conv_in -> depth x [ResBlock(t), self-attention over the positions, cross-attention to tau(y)]
+            -> GroupNorm, SiLU, conv_out
+
+The course's latents are 7 x 7 (a downsampling factor f = 4 from 28 x 28), where a U-Net has little resolution
+left to halve, so the denoiser keeps the latent's resolution: LDM's "spatial transformer" blocks (self- then
+cross-attention) between residual blocks, without the down and up path.
+
+Classifier-free guidance for text (Ho & Salimans 2022, as chapter 14): the caption is replaced by the empty
+caption (the start token alone) with probability p_uncond in training (``drop_caption``); sampling combines the
+two predictions with ``course_lib.guidance.cfg``.
+
+Shapes: B batch, C latent channels, 7 x 7 latent positions (any H x W works), L caption length, D text width.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from course_lib.diffusion.schedule import NoiseSchedule, ddim_timesteps
+from course_lib.diffusion.unet import AttentionBlock, ResBlock, sinusoidal_embedding
+from course_lib.guidance.cross_attention import SpatialCrossAttention
+from course_lib.guidance.guidance import cfg
+from course_lib.text.encoder import TextEncoder
+
+
+class LatentTextDenoiser(nn.Module):
+    """eps_theta(z_t, t, caption): z (B, C, H, W), t (B,) or a scalar, ids and mask (B, L) (a ``Tokenizer``'s
+    output) -> (B, C, H, W). ``return_attention=True`` also returns each block's cross-attention weights
+    (B, heads, H*W, L), for the maps over the caption's words."""
+
+    def __init__(self, vocab_size: int, latent_channels: int = 16, width: int = 64, depth: int = 3,
+                 text_dim: int = 64, text_depth: int = 2, heads: int = 4, max_len: int = 16, groups: int = 8):
+        super().__init__()
+        self.latent_channels, self.width = latent_channels, width
+        D = 4 * width
+        self.text = TextEncoder(vocab_size, text_dim, text_depth, heads, max_len)         # tau_theta
+        self.time_mlp = nn.Sequential(nn.Linear(width, D), nn.SiLU(), nn.Linear(D, D))
+        self.conv_in = nn.Conv2d(latent_channels, width, 3, padding=1)
+        self.res = nn.ModuleList([ResBlock(width, width, D, groups) for _ in range(depth)])
+        self.self_attn = nn.ModuleList([AttentionBlock(width, heads, groups) for _ in range(depth)])
+        self.cross_attn = nn.ModuleList([SpatialCrossAttention(width, text_dim, heads, width // heads, groups)
+                                         for _ in range(depth)])
+        self.norm_out = nn.GroupNorm(groups, width)
+        self.conv_out = nn.Conv2d(width, latent_channels, 3, padding=1)
+
+    def check(self, z: Tensor, t: Tensor | float) -> Tensor:
+        """Raise a ValueError naming the expected shapes; return t as (B,)."""
+        if not isinstance(z, Tensor) or z.ndim != 4 or z.shape[1] != self.latent_channels or not z.is_floating_point():
+            raise ValueError(f"expected z of shape (B, {self.latent_channels}, H, W) float, got "
+                             f"{tuple(getattr(z, 'shape', ())) or type(z).__name__}")
+        t = torch.as_tensor(t, device=z.device)
+        t = t.expand(z.shape[0]) if t.ndim == 0 else t
+        if t.shape != (z.shape[0],):
+            raise ValueError(f"expected t of shape ({z.shape[0]},) or a scalar, got {tuple(t.shape)}")
+        return t
+
+    def forward(self, z: Tensor, t: Tensor | float, ids: Tensor, mask: Tensor,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
+        t = self.check(z, t)                                                              # (B,)
+        if ids.shape[:1] != z.shape[:1]:
+            raise ValueError(f"expected ids of shape ({z.shape[0]}, L), one caption per latent, got {tuple(ids.shape)}")
+        context = self.text(ids.to(z.device), mask.to(z.device))                           # (B, L, D_text)
+        temb = self.time_mlp(sinusoidal_embedding(t, self.width).to(z.dtype))              # (B, 4 width)
+        h, maps = self.conv_in(z), []                                                     # (B, width, H, W)
+        for res, sa, ca in zip(self.res, self.self_attn, self.cross_attn):
+            h = sa(res(h, temb))                                                          # (B, width, H, W)
+            if return_attention:
+                h, w = ca(h, context, mask.to(z.device), return_attention=True)           # w (B, heads, H*W, L)
+                maps.append(w)
+            else:
+                h = ca(h, context, mask.to(z.device))
+        out = self.conv_out(F.silu(self.norm_out(h)))                                     # (B, C, H, W)
+        return (out, maps) if return_attention else out
+
+
+def drop_caption(ids: Tensor, mask: Tensor, p_uncond: float, null_ids: Tensor, null_mask: Tensor,
+                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """CFG training for captions: each row of ids, mask (B, L) becomes the empty caption null_ids, null_mask (L,)
+    with probability p_uncond, independently (one uniform draw per row from ``generator``)."""
+    if ids.shape != mask.shape or ids.ndim != 2 or null_ids.shape != ids.shape[1:] or null_mask.shape != ids.shape[1:]:
+        raise ValueError(f"expected ids and mask (B, L) and null_ids, null_mask (L,), got {tuple(ids.shape)}, "
+                         f"{tuple(mask.shape)}, {tuple(null_ids.shape)}, {tuple(null_mask.shape)}")
+    if not 0 <= p_uncond <= 1:
+        raise ValueError(f"expected a probability 0 <= p_uncond <= 1, got {p_uncond}")
+    drop = (torch.rand(ids.shape[0], generator=generator) < p_uncond).to(ids.device)[:, None]    # (B, 1)
+    return torch.where(drop, null_ids.to(ids.device), ids), torch.where(drop, null_mask.to(mask.device), mask)
+
+
+def latent_train_step(model: LatentTextDenoiser, optimizer: torch.optim.Optimizer, schedule: NoiseSchedule,
+                      z0: Tensor, ids: Tensor, mask: Tensor, null: tuple[Tensor, Tensor],
+                      generator: torch.Generator | None = None, p_uncond: float = 0.1,
+                      grad_clip: float | None = 1.0) -> Tensor:
+    """LDM's Eq. 3 once: L_simple on the latents z0 (B, C, H, W) (already scaled to unit variance) with their
+    captions (ids, mask (B, L)), each dropped to ``null`` (the empty caption's ids, mask) with probability p_uncond.
+    Draws from ``generator``: the dropped rows, t, eps. Returns the loss () before the update."""
+    from course_lib.diffusion.train import gradient_step
+
+    ids, mask = drop_caption(ids, mask, p_uncond, *null, generator)
+    t = torch.randint(0, schedule.T, (len(z0),), generator=generator).to(z0.device)     # (B,)
+    eps = torch.randn(z0.shape, generator=generator).to(z0.device)                      # (B, C, H, W)
+    loss = (eps - model(schedule.q_sample(z0, t, eps), t, ids, mask)).pow(2).mean()
+    return gradient_step(model, optimizer, loss, grad_clip)
+
+
+@torch.no_grad()
+def sample_latents(model: LatentTextDenoiser, schedule: NoiseSchedule, ids: Tensor, mask: Tensor,
+                   null: tuple[Tensor, Tensor], scale: float, shape: tuple[int, int, int], steps: int = 50,
+                   seed: int = 0, batch_size: int = 250, clip_z0: float | None = None) -> Tensor:
+    """One latent per caption (N, *shape): DDIM (eta = 0) over ``steps`` steps with eps_u + scale (eps_c - eps_u),
+    eps_u the prediction for the empty caption ``null``. Latents have no fixed range, so z0's estimate is not
+    clipped unless clip_z0 is given. At scale 0 or 1 only the kept prediction is computed."""
+    model.eval()
+    dev = next(model.parameters()).device
+    gen, out, k = torch.Generator().manual_seed(seed), [], schedule.T // steps
+    for i in range(0, len(ids), batch_size):
+        c_ids, c_mask = ids[i:i + batch_size].to(dev), mask[i:i + batch_size].to(dev)
+        B = len(c_ids)
+        n_ids, n_mask = null[0].to(dev).expand(B, -1), null[1].to(dev).expand(B, -1)
+        z = torch.randn((B, *shape), generator=gen).to(dev)
+        for t in ddim_timesteps(schedule.T, steps):
+            tt = torch.full((B,), t, device=dev)
+            if scale == 0:
+                eps = model(z, tt, n_ids, n_mask)
+            elif scale == 1:
+                eps = model(z, tt, c_ids, c_mask)
+            else:                                               # both predictions in one batch
+                eps_c, eps_u = model(torch.cat([z, z]), torch.cat([tt, tt]), torch.cat([c_ids, n_ids]),
+                                     torch.cat([c_mask, n_mask])).chunk(2)
+                eps = cfg(eps_u, eps_c, scale)
+            z = schedule.ddim_step(eps, t, t - k, z, clip_x0=clip_z0)
+        out.append(z.cpu())
+    return torch.cat(out)

@@ -1,0 +1,104 @@
+"""Chapter 15's latent denoiser: shapes and errors, the caption read through cross-attention (it changes the
+prediction; padding does not), attention maps that are distributions over the caption's tokens, caption dropout,
+a training step that learns, and the guided DDIM sampler's scale-0 identity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib.diffusion import NoiseSchedule
+from course_lib.guidance.latent import LatentTextDenoiser, drop_caption, latent_train_step, sample_latents
+from course_lib.text import Tokenizer
+
+TOK = Tokenizer.for_captions()
+NULL = TOK.encode("")
+
+
+def tiny(seed: int = 0) -> LatentTextDenoiser:
+    torch.manual_seed(seed)
+    return LatentTextDenoiser(len(TOK), latent_channels=4, width=32, depth=2, text_dim=32, heads=4).eval()
+
+
+def captions(*texts, max_len: int = 16):
+    return TOK.encode_batch(list(texts), max_len)
+
+
+def test_shapes_and_clear_errors():
+    model = tiny()
+    ids, mask = captions("a small dark coat on the left", "large light pants")
+    z = torch.randn(2, 4, 7, 7)
+    assert model(z, torch.tensor([3, 500]), ids, mask).shape == (2, 4, 7, 7)
+    out, maps = model(z, 10, ids, mask, return_attention=True)
+    assert out.shape == (2, 4, 7, 7) and len(maps) == 2 and all(m.shape == (2, 4, 49, 16) for m in maps)
+    with pytest.raises(ValueError, match=r"\(B, 4, H, W\)"):
+        model(torch.randn(2, 3, 7, 7), 10, ids, mask)
+    with pytest.raises(ValueError, match=r"\(2,\) or a scalar"):
+        model(z, torch.tensor([1, 2, 3]), ids, mask)
+    with pytest.raises(ValueError, match=r"\(2, L\)"):
+        model(z, 10, ids[:1], mask[:1])
+
+
+def test_the_caption_changes_the_prediction_and_padding_does_not():
+    torch.set_num_threads(1)
+    model = tiny()
+    z = torch.randn(1, 4, 7, 7)
+    with torch.no_grad():
+        coat = model(z, 200, *captions("a dark coat"))
+        bag = model(z, 200, *captions("a light bag"))
+        coat_long = model(z, 200, *captions("a dark coat", max_len=12))        # fewer pads after the same words
+    scale = float(coat.abs().max())
+    assert float((coat - bag).abs().max()) > 1e-3 * scale
+    torch.testing.assert_close(coat_long, coat, rtol=0, atol=1e-5 * scale)
+
+
+def test_attention_maps_are_distributions_over_the_captions_tokens():
+    model = tiny()
+    ids, mask = captions("a photo of a small light sneaker at the top", "boot")
+    with torch.no_grad():
+        _, maps = model(torch.randn(2, 4, 7, 7), 100, ids, mask, return_attention=True)
+    for w in maps:                                                   # (B, heads, 49, L)
+        torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]), rtol=0, atol=1e-5)
+        assert float(w.masked_select(~mask[:, None, None, :].expand_as(w)).abs().max()) == 0.0   # no weight on pads
+
+
+def test_drop_caption_replaces_whole_rows_with_the_empty_caption():
+    ids, mask = captions(*(["a small dark coat on the left"] * 4000))
+    g = torch.Generator().manual_seed(0)
+    new_ids, new_mask = drop_caption(ids, mask, 0.1, *NULL, generator=g)
+    dropped = (new_ids == NULL[0]).all(1)
+    assert 0.08 < float(dropped.float().mean()) < 0.12
+    assert torch.equal(new_mask[dropped], NULL[1].expand(int(dropped.sum()), -1))
+    assert torch.equal(new_ids[~dropped], ids[~dropped]) and torch.equal(new_mask[~dropped], mask[~dropped])
+    again = drop_caption(ids, mask, 0.1, *NULL, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], new_ids)
+    with pytest.raises(ValueError, match=r"null_ids, null_mask \(L,\)"):
+        drop_caption(ids, mask, 0.1, NULL[0][:5], NULL[1][:5])
+    with pytest.raises(ValueError, match="probability"):
+        drop_caption(ids, mask, 1.5, *NULL)
+
+
+def test_training_steps_lower_the_loss_on_a_fixed_batch():
+    torch.set_num_threads(1)
+    model = tiny().train()
+    schedule = NoiseSchedule(100)
+    ids, mask = captions("a dark coat", "a light bag", "small pants on the left", "a large light dress")
+    z0 = torch.randn(4, 4, 7, 7)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    losses = [float(latent_train_step(model, opt, schedule, z0, ids, mask, NULL, torch.Generator().manual_seed(k % 3)))
+              for k in range(60)]
+    assert sum(losses[-6:]) < 0.7 * sum(losses[:6])
+
+
+def test_sampler_shapes_and_scale_0_ignores_the_caption():
+    torch.set_num_threads(1)
+    model, schedule = tiny(), NoiseSchedule(20)
+    ids, mask = captions("a dark coat", "a light bag", "boot")
+    nulls = (NULL[0].expand(3, -1), NULL[1].expand(3, -1))
+    z = sample_latents(model, schedule, ids, mask, NULL, 3.0, (4, 7, 7), steps=5, seed=1, batch_size=2)
+    assert z.shape == (3, 4, 7, 7) and torch.isfinite(z).all()
+    torch.testing.assert_close(sample_latents(model, schedule, ids, mask, NULL, 0.0, (4, 7, 7), steps=5, seed=1),
+                               sample_latents(model, schedule, *nulls, NULL, 1.0, (4, 7, 7), steps=5, seed=1),
+                               rtol=0, atol=1e-5)
+    assert not torch.allclose(z, sample_latents(model, schedule, ids, mask, NULL, 0.0, (4, 7, 7), steps=5, seed=1),
+                              atol=1e-3)
