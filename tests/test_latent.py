@@ -102,3 +102,28 @@ def test_sampler_shapes_and_scale_0_ignores_the_caption():
                                rtol=0, atol=1e-5)
     assert not torch.allclose(z, sample_latents(model, schedule, ids, mask, NULL, 0.0, (4, 7, 7), steps=5, seed=1),
                               atol=1e-3)
+
+
+def test_decode_latents_snaps_to_the_codebook_like_the_tokenizer():
+    from course_lib.data import fashion_mnist
+    from course_lib.guidance.latent import decode_latents
+    from course_lib.vq import load_tokenizer
+
+    torch.set_num_threads(1)
+    tok = load_tokenizer(device="cpu")
+    x = fashion_mnist("test").images[:6]
+    with torch.no_grad():
+        z = tok.encode(x)
+        torch.testing.assert_close(decode_latents(tok, z), tok.decode_tokens(tok.encode_tokens(x)), rtol=0, atol=1e-6)
+        torch.testing.assert_close(decode_latents(tok, z, quantize=False), tok.decode(z), rtol=0, atol=1e-6)
+    assert not torch.allclose(decode_latents(tok, z), decode_latents(tok, z, quantize=False), atol=1e-3)
+    with pytest.raises(ValueError, match=r"\(N, 16, 7, 7\)"):
+        decode_latents(tok, torch.randn(2, 4, 7, 7))
+
+
+def test_ldm_text_is_registered_with_a_caption_vocabulary_denoiser():
+    from course_lib import shipping
+
+    model, train = shipping.registry()["ldm_text"]()
+    assert isinstance(model, LatentTextDenoiser) and model.latent_channels == 16 and callable(train)
+    assert model.text.vocab_size == len(TOK)

@@ -140,3 +140,25 @@ def sample_latents(model: LatentTextDenoiser, schedule: NoiseSchedule, ids: Tens
             z = schedule.ddim_step(eps, t, t - k, z, clip_x0=clip_z0)
         out.append(z.cpu())
     return torch.cat(out)
+
+
+@torch.no_grad()
+def decode_latents(tokenizer: nn.Module, z: Tensor, quantize: bool = True, batch_size: int = 1_000) -> Tensor:
+    """Latents z (N, D, 7, 7) in the tokenizer's own units (divide a sample by the training scale first) ->
+    images (N, 1, 28, 28) in [0, 1] through chapter 08's VQ-VAE decoder. With ``quantize`` each position is
+    snapped to its nearest codebook vector first: in Rombach et al.'s VQ-regularized autoencoder the quantizer
+    belongs to the decoder, and the diffusion model works on the latent before it."""
+    from course_lib.vq.quantizer import nearest_code
+
+    D = tokenizer.dim
+    if not isinstance(z, Tensor) or z.ndim != 4 or z.shape[1] != D or not z.is_floating_point():
+        raise ValueError(f"expected latents of shape (N, {D}, 7, 7) float, got {tuple(getattr(z, 'shape', ()))}")
+    out = []
+    for i in range(0, len(z), batch_size):
+        zb = z[i:i + batch_size].to(tokenizer.quantizer.codebook)
+        if quantize:
+            N, _, H, W = zb.shape
+            codes = nearest_code(zb.permute(0, 2, 3, 1).reshape(-1, D), tokenizer.quantizer.codebook).view(N, H, W)
+            zb = tokenizer.embed(codes)                                                # (N, D, 7, 7)
+        out.append(tokenizer.decode(zb).cpu())
+    return torch.cat(out) if out else torch.zeros(0, 1, 28, 28)

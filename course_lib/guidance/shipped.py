@@ -1,5 +1,6 @@
-"""Notebook 14's shipped checkpoints: a class-conditional DDPM trained for classifier-free guidance, and the
-noisy classifier p(y | x_t, t) for classifier guidance of chapter 13's unconditional ``ddpm``.
+"""Chapters 14 and 15's shipped checkpoints: a class-conditional DDPM trained for classifier-free guidance, the
+noisy classifier p(y | x_t, t) for classifier guidance of chapter 13's unconditional ``ddpm``, and the latent
+text-to-image diffusion model ``ldm_text``.
 
 ``ddpm_cond`` is chapter 13's U-Net (channels 16, 32, 64; attention at 7x7; 0.77M parameters) with a class
 embedding added to the time embedding, trained like ``ddpm`` (5,000 steps of batch 64, Adam 5e-4 after 200
@@ -8,18 +9,24 @@ warm-up steps, clipping at 1, EMA 0.999) with the label dropped to the null toke
 (100 of each class; x0 clipped) against 1,000 test images and the judge's accuracy (sample class = condition).
 ``noisy_classifier`` is ``NoisyClassifier`` (0.1M parameters), 3,000 steps of batch 128; its manifest keeps
 its accuracy on noisy test images at a few t.
+``ldm_text`` is ``LatentTextDenoiser`` (width 64, 3 blocks) on chapter 08's tokenizer latents (16 x 7 x 7, z_e before
+quantization, scaled to unit variance) of 60,000 captioned training images, 8,000 steps of batch 64 with the
+caption dropped to the empty one for 10 %; its manifest keeps, for 1,000 test captions at guidance scales 1 and
+3, the caption judge's class accuracy, the measured size, brightness and position against the caption, FID
+against the captioned test images and the sampling seconds per image.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from course_lib.diffusion.schedule import NoiseSchedule
-from course_lib.diffusion.train import to_model
+from course_lib.diffusion.train import DDPMTrainConfig, to_model, train_loop
 from course_lib.guidance.guidance import ClassConditionalUNet, NoisyClassifier
+from course_lib.guidance.latent import LatentTextDenoiser, decode_latents, latent_train_step, sample_latents
 from course_lib.guidance.train import (
     ClassifierTrainConfig,
     CondDDPMTrainConfig,
@@ -29,9 +36,18 @@ from course_lib.guidance.train import (
 )
 from course_lib.profiles import resolve
 
+@dataclass
+class LatentTrainConfig(DDPMTrainConfig):
+    steps: int = 8_000            # of batch 64 (ddpm: 5,000): a step costs about a fifth of the pixel U-Net's
+    p_uncond: float = 0.1         # the caption dropped to the empty one, for classifier-free guidance
+
+
 CHANNELS = (16, 32, 64)
 ATTENTION = (False, False, True)
-SHIPPED = {"ddpm_cond": CondDDPMTrainConfig(steps=5_000), "noisy_classifier": ClassifierTrainConfig()}
+SHIPPED = {"ddpm_cond": CondDDPMTrainConfig(steps=5_000), "noisy_classifier": ClassifierTrainConfig(),
+           "ldm_text": LatentTrainConfig()}
+LATENT = {"latent_channels": 16, "width": 64, "depth": 3}     # ldm_text's denoiser on the tokenizer's 16 x 7 x 7
+LDM_SCALES = (1.0, 3.0)
 N_EVAL = 1_000
 SCALES = (0.0, 1.0, 3.0)
 CLASSIFIER_T = (0, 250, 500, 750, 999)
@@ -42,6 +58,10 @@ FALLBACK = {"smoke": (3, 10), "cpu": (300, 200), "gpu": (None, N_EVAL)}
 
 
 def build(name: str) -> nn.Module:
+    if name == "ldm_text":
+        from course_lib.text import Tokenizer
+
+        return LatentTextDenoiser(len(Tokenizer.for_captions()), **LATENT)
     if name == "ddpm_cond":
         return ClassConditionalUNet(10, channels=CHANNELS, attention=ATTENTION)
     if name == "noisy_classifier":
@@ -77,20 +97,87 @@ def _classifier_metrics(model: nn.Module, n: int) -> dict:
                                          .float().mean()), 4) for t in CLASSIFIER_T}
 
 
-def train_shipped(model: nn.Module, name: str, cfg=None, progress: bool = True, n_eval: int = N_EVAL) -> dict:
+def caption_latents(n: int, split: str, seed: int = 0):
+    """The captioned images ``caption_dataset(n, split, seed)`` through the frozen ``vq_tokenizer`` (chapter 08):
+    (latents z_e (n, 16, 7, 7) unscaled, ids (n, 16), mask (n, 16), the CaptionSet)."""
+    from course_lib.text import Tokenizer, caption_dataset
+    from course_lib.vq import load_tokenizer
+
+    data = caption_dataset(n, split, seed)
+    tok = load_tokenizer(device="cpu")
+    with torch.no_grad():
+        z = torch.cat([tok.encode(data.images[i:i + 2_000]) for i in range(0, n, 2_000)])
+    ids, mask = Tokenizer.for_captions().encode_batch(data.captions)
+    return z, ids, mask, data
+
+
+def _ldm_metrics(model: LatentTextDenoiser, scale: float, n: int, profile: str = "auto") -> dict:
+    """For n test captions, one sample each at each of LDM_SCALES (DDIM-50): the caption judge's class accuracy,
+    the attributes measured on the image against the caption, FID against the n captioned test images, and the
+    sampling seconds per image (latent steps and decoding)."""
+    import time
+
+    from course_lib import metrics
+    from course_lib.text import Tokenizer, attribute_agreement, measure_attributes
+    from course_lib.text.shipped import load_caption_judge
+    from course_lib.training import predict
+    from course_lib.vq import load_tokenizer
+
+    _, ids, mask, test = caption_latents(n, "test", seed=0)
+    judge, tok = load_caption_judge(device="cpu", profile=profile), load_tokenizer(device="cpu", profile=profile)
+    real = metrics.gaussian(metrics.features(test.images))
+    null = Tokenizer.for_captions().encode("")
+    out = {}
+    for s in LDM_SCALES:
+        start = time.perf_counter()
+        z = sample_latents(model, NoiseSchedule(), ids, mask, null, s, (LATENT["latent_channels"], 7, 7), steps=50, seed=1)
+        images = decode_latents(tok, z / scale)
+        out[f"seconds_per_image_scale{s:g}"] = round((time.perf_counter() - start) / n, 4)
+        out[f"class_acc_{n}_scale{s:g}"] = round(float((predict(judge, images).argmax(1) == test.labels).double().mean()), 4)
+        agree = attribute_agreement(measure_attributes(images), test.captions)
+        out |= {f"{k}_acc_{n}_scale{s:g}": round(v, 4) for k, v in agree.items()}
+        out[f"fid_{n}_scale{s:g}"] = round(metrics.frechet_distance(*metrics.gaussian(metrics.features(images)), *real), 3)
+    return out
+
+
+def train_ldm(model: LatentTextDenoiser, cfg: LatentTrainConfig, state=None, progress: bool = True,
+              n_eval: int = N_EVAL, profile: str = "auto") -> dict:
+    """Latent diffusion on the captioned training images' tokenizer latents, scaled to unit variance (Rombach et
+    al. Sec. 4.3.2's rescaling; the factor is kept in the manifest as ``latent_scale``), caption dropped with
+    probability cfg.p_uncond; it ends holding the EMA weights. Then ``_ldm_metrics``."""
+    from course_lib.text import Tokenizer
+
+    z, ids, mask, _ = caption_latents(cfg.n_train, "train", seed=cfg.seed)
+    scale = 1 / float(z.std())
+    dev = next(model.parameters()).device
+    schedule, null = NoiseSchedule(cfg.T).to(dev), Tokenizer.for_captions().encode("")
+    losses, seconds = train_loop(
+        model, cfg, ((z * scale).to(dev), ids.to(dev), mask.to(dev)),
+        lambda m, opt, zb, ib, mb, g: latent_train_step(m, opt, schedule, zb, ib, mb, null, g, cfg.p_uncond, cfg.grad_clip),
+        state=state, progress=progress, desc="latent diffusion")
+    k = max(1, cfg.steps // 10)
+    return {"seconds": seconds, "steps": cfg.steps, "latent_scale": round(scale, 6),
+            "loss_first": float(losses[:k].mean()), "loss_last": float(losses[-k:].mean())} | \
+        _ldm_metrics(model, round(scale, 6), n_eval, profile)
+
+
+def train_shipped(model: nn.Module, name: str, cfg=None, progress: bool = True, n_eval: int = N_EVAL,
+                  profile: str = "auto") -> dict:
     """Train ``model`` with the spec of ``name`` (resumable: ``checkpoints.state_path(name)``), then measure it."""
     from course_lib.checkpoints import state_path
 
     cfg = cfg or SHIPPED[name]
     state = state_path(name) if cfg == SHIPPED[name] else None      # shorter fallback runs are not resumed
     torch.manual_seed(cfg.seed)
+    if name == "ldm_text":
+        return train_ldm(model, cfg, state=state, progress=progress, n_eval=n_eval, profile=profile)
     if name == "ddpm_cond":
         return train_cond_ddpm(model, cfg, state=state, progress=progress) | _cond_metrics(model, n_eval)
     return train_noisy_classifier(model, cfg, state=state, progress=progress) | _classifier_metrics(model, n_eval)
 
 
 def load_guidance_model(name: str, device: torch.device | str = "cpu", profile: str = "auto") -> nn.Module:
-    """``ddpm_cond`` or ``noisy_classifier`` in eval mode (EMA weights), its manifest entry as
+    """``ddpm_cond``, ``noisy_classifier`` or ``ldm_text`` in eval mode (EMA weights), its manifest entry as
     ``.checkpoint_entry`` (shipped, else cached, else trained here for the profile's ``FALLBACK`` length)."""
     from course_lib import checkpoints
 
@@ -98,8 +185,11 @@ def load_guidance_model(name: str, device: torch.device | str = "cpu", profile: 
     steps, n_eval = FALLBACK[resolve(profile)]
     spec = SHIPPED[name]
     cfg = replace(spec, steps=steps or spec.steps, warmup=min(spec.warmup, max(1, (steps or spec.steps) // 5)))
+    if name == "ldm_text" and steps:               # a fallback run encodes only as many images as it can use
+        cfg = replace(cfg, n_train=min(spec.n_train, 64 * cfg.batch_size * max(1, steps // 100)))
     model.checkpoint_entry = checkpoints.load(
-        name, model, lambda m: train_shipped(m, name, cfg, progress=False, n_eval=n_eval), profile=profile)
+        name, model, lambda m: train_shipped(m, name, cfg, progress=False, n_eval=n_eval, profile=profile),
+        profile=profile)
     return model.eval()
 
 
