@@ -1,9 +1,10 @@
 """Answers to notebook 14's exercises, computed with this chapter's kernels (never stored).
 
 Write the kernel: the classifier-free guidance combination (Ho & Salimans 2022, Eq. 6) and the
-classifier-guided noise prediction (Dhariwal & Nichol 2021, Eq. 14), each checked against
-``course_lib.guidance`` on seeded random inputs and the edge cases that tell the plausible slips apart
-(scale 0 and 1, a per-example scale, abar_t at both ends of the schedule).
+classifier-guided noise prediction (Dhariwal & Nichol 2021, Eq. 14) of notebook 14, and the masked cross-attention
+of notebook 15 (Rombach et al. 2022, Sec. 3.3), each checked against ``course_lib.guidance`` on seeded random
+inputs and the edge cases that tell the plausible slips apart (scale 0 and 1, a per-example scale, abar_t at
+both ends of the schedule; padded captions of different lengths, one kept token).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from course_lib.checks import Verdict, check_kernel
+from course_lib.guidance.cross_attention import masked_attention
 from course_lib.guidance.guidance import cfg, classifier_guided_eps
 
 
@@ -59,3 +61,33 @@ def check_guided_eps_kernel(fn) -> Verdict:
                         hint="eps_hat = eps - s * sqrt(1 - abar_t) * grad_log_p (eps = -sqrt(1 - abar_t) * score, "
                              "so adding s * grad log p(y | x_t) to the score subtracts it, scaled, from eps). A (B,) "
                              "abar_t must be viewed as (B, 1, 1, 1); keep x's dtype.")
+
+
+def cross_attention_cases(seed: int = 2) -> list[tuple[str, tuple]]:
+    """(q, k, v, mask) tuples: image queries against caption tokens with padding."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape, dtype=torch.float32: torch.randn(*shape, generator=g, dtype=dtype)   # noqa: E731
+    lengths = torch.tensor([16, 9, 3])
+    mask = torch.arange(16)[None, :] < lengths[:, None]                                      # (3, 16)
+    return [
+        ("49 pixels x 16 tokens, 4 heads of width 16, captions of 16, 9 and 3 tokens",
+         (r(3, 4, 49, 16), r(3, 4, 16, 16), r(3, 4, 16, 16), mask)),
+        ("no mask (every token kept), width 8", (r(2, 2, 10, 8), r(2, 2, 5, 8), r(2, 2, 5, 8), None)),
+        ("edge: one kept token (the empty caption's start token): every pixel takes its value, float64",
+         (r(1, 2, 6, 4, dtype=torch.float64), r(1, 2, 7, 4, dtype=torch.float64), r(1, 2, 7, 4, dtype=torch.float64),
+          torch.tensor([[True] + [False] * 6]))),
+        ("edge: large scores (a softmax that is not stabilised overflows)",
+         (30 * r(1, 1, 4, 16), 30 * r(1, 1, 6, 16), r(1, 1, 6, 16), torch.tensor([[True] * 4 + [False] * 2]))),
+    ]
+
+
+def check_cross_attention_kernel(fn) -> Verdict:
+    """``fn(q, k, v, mask) -> out`` (B, h, N, d) against ``course_lib.guidance.masked_attention``."""
+    return check_kernel(fn, lambda q, k, v, mask: masked_attention(q, k, v, mask)[0], cross_attention_cases(),
+                        name="my_cross_attention", reference_name="course_lib.guidance.masked_attention",
+                        hint="scores = q @ k.transpose(-2, -1) / sqrt(d) (B, h, N, M); set the scores of padded "
+                             "tokens to -inf (mask[:, None, None, :] broadcasts over heads and pixels) before the "
+                             "softmax over the last axis (the tokens), then weights @ v. Masking after the softmax "
+                             "leaves weights that no longer sum to 1; without the 1/sqrt(d) the softmax is too sharp; "
+                             "exp of the raw scores overflows where .softmax(-1), which subtracts each row's maximum "
+                             "first, does not.")
