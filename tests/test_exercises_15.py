@@ -66,3 +66,21 @@ def test_unanswered_and_seeded():
     for (_, xs), (_, ys) in zip(a, b):
         for x, y in zip(xs, ys):
             assert (x is None and y is None) or torch.equal(x, y)
+
+
+@pytest.mark.parametrize("answer", [343, 343.0, 49 * math.log2(128), 7 * 7 * 7])
+def test_latent_bits_accepts_the_count(answer, capsys):
+    assert checks.check_latent_bits(answer)
+    assert "Correct!" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answer", [49, 6272, 784, 25088, 128, 7, 342])
+def test_latent_bits_rejects_the_plausible_slips(answer, capsys):
+    """The tokens, tokens x codebook entries, the latent's numbers (and their float32 bits), one token's bits."""
+    assert not checks.check_latent_bits(answer)
+    assert "Not quite" in capsys.readouterr().out
+
+
+def test_latent_bits_unanswered(capsys):
+    assert not checks.check_latent_bits(None)
+    assert "Not answered yet" in capsys.readouterr().out

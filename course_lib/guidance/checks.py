@@ -5,13 +5,16 @@ classifier-guided noise prediction (Dhariwal & Nichol 2021, Eq. 14) of notebook 
 of notebook 15 (Rombach et al. 2022, Sec. 3.3), each checked against ``course_lib.guidance`` on seeded random
 inputs and the edge cases that tell the plausible slips apart (scale 0 and 1, a per-example scale, abar_t at
 both ends of the schedule; padded captions of different lengths, one kept token).
+A hand computation of notebook 15: the bits in one image's tokens (``check_latent_bits``).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from course_lib.checks import Verdict, check_kernel
+from course_lib.checks import Verdict, check_kernel, report
 from course_lib.guidance.cross_attention import masked_attention
 from course_lib.guidance.guidance import cfg, classifier_guided_eps
 
@@ -91,3 +94,15 @@ def check_cross_attention_kernel(fn) -> Verdict:
                              "leaves weights that no longer sum to 1; without the 1/sqrt(d) the softmax is too sharp; "
                              "exp of the raw scores overflows where .softmax(-1), which subtracts each row's maximum "
                              "first, does not.")
+
+
+def check_latent_bits(answer) -> Verdict:
+    """How many bits does the tokenizer's code of one image hold? A 7 x 7 grid of tokens, each one of
+    ``num_codes`` = 128 codebook entries: 49 log2(128) = 343. The number of tokens (49), of codebook entries times
+    tokens (6,272), or of the continuous latent's numbers (784) fail."""
+    from course_lib.vq.vqvae import VQVAE
+
+    tokenizer = VQVAE()                           # the shipped tokenizer's sizes (no weights needed)
+    expected = float(tokenizer.grid ** 2 * math.log2(tokenizer.num_codes))
+    return report(answer, expected, "each token names one of the codebook's entries, which takes log2(entries) "
+                                    "bits; an image has 7 x 7 tokens", sig=None)

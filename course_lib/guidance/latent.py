@@ -6,8 +6,14 @@ with D. The denoiser eps_theta(z_t, t, tau(y)) sees the caption y through a text
 tau and eps_theta are optimized jointly) and cross-attention, Q from the latent's positions and K, V from the
 caption's tokens:
 
-    conv_in -> depth x [ResBlock(t), self-attention over the positions, cross-attention to tau(y)]
+    conv_in -> depth x [ResBlock(t, y), self-attention over the positions, cross-attention to tau(y)]
             -> GroupNorm, SiLU, conv_out
+
+The caption also enters globally: the mean of its token features, projected, is added to the time embedding that
+every residual block receives (Imagen, Saharia et al. 2022, and SDXL do the same with a pooled text embedding).
+Without that path the first version of this model, trained the same way, barely read the garment's noun (changing
+it moved the noise prediction by 2 %, brightness by 6-14 %) and its samples matched their caption's class at
+chance; cross-attention alone leaves the global decisions to a text encoder trained from scratch.
 
 The course's latents are 7 x 7 (a downsampling factor f = 4 from 28 x 28), where a U-Net has little resolution
 left to halve, so the denoiser keeps the latent's resolution: LDM's "spatial transformer" blocks (self- then
@@ -45,6 +51,7 @@ class LatentTextDenoiser(nn.Module):
         D = 4 * width
         self.text = TextEncoder(vocab_size, text_dim, text_depth, heads, max_len)         # tau_theta
         self.time_mlp = nn.Sequential(nn.Linear(width, D), nn.SiLU(), nn.Linear(D, D))
+        self.text_proj = nn.Linear(text_dim, D)                  # the pooled caption, added to the time embedding
         self.conv_in = nn.Conv2d(latent_channels, width, 3, padding=1)
         self.res = nn.ModuleList([ResBlock(width, width, D, groups) for _ in range(depth)])
         self.self_attn = nn.ModuleList([AttentionBlock(width, heads, groups) for _ in range(depth)])
@@ -69,16 +76,19 @@ class LatentTextDenoiser(nn.Module):
         t = self.check(z, t)                                                              # (B,)
         if ids.shape[:1] != z.shape[:1]:
             raise ValueError(f"expected ids of shape ({z.shape[0]}, L), one caption per latent, got {tuple(ids.shape)}")
-        context = self.text(ids.to(z.device), mask.to(z.device))                           # (B, L, D_text)
-        temb = self.time_mlp(sinusoidal_embedding(t, self.width).to(z.dtype))              # (B, 4 width)
+        mask = mask.to(z.device)
+        context = self.text(ids.to(z.device), mask)                                        # (B, L, D_text)
+        keep = mask[..., None].to(context.dtype)                                           # (B, L, 1)
+        pooled = (context * keep).sum(1) / keep.sum(1)                                     # (B, D_text)
+        temb = self.time_mlp(sinusoidal_embedding(t, self.width).to(z.dtype)) + self.text_proj(pooled)  # (B, 4 width)
         h, maps = self.conv_in(z), []                                                     # (B, width, H, W)
         for res, sa, ca in zip(self.res, self.self_attn, self.cross_attn):
             h = sa(res(h, temb))                                                          # (B, width, H, W)
             if return_attention:
-                h, w = ca(h, context, mask.to(z.device), return_attention=True)           # w (B, heads, H*W, L)
+                h, w = ca(h, context, mask, return_attention=True)           # w (B, heads, H*W, L)
                 maps.append(w)
             else:
-                h = ca(h, context, mask.to(z.device))
+                h = ca(h, context, mask)
         out = self.conv_out(F.silu(self.norm_out(h)))                                     # (B, C, H, W)
         return (out, maps) if return_attention else out
 
