@@ -153,6 +153,13 @@ EXPECTED = {
                              "l1only_sharpness", "pix2pix_sharpness", "real_sharpness", "munit_diversity",
                              "pix2pix_diversity", "real_class_diversity", "munit_fid", "munit_class_kl",
                              "munit_content_acc", "pix2pix_content_acc", "edge_judge_acc", "judge_real_acc"},
+    "15_latent_diffusion": {"real_class_acc", "real_size_acc", "real_brightness_acc", "real_position_acc",
+                            "course_judge_on_captioned_acc", "compression_positions", "compression_bits", "recon_mse",
+                            "recon_fid", "pooled_mse", "pooled_fid", "recon_fid_floor", "xattn_paths_rel_err",
+                            "xattn_pads_rel_err", "short_run_loss_first", "short_run_loss_last", "caption_dropped_frac",
+                            *(f"{m}_s{s}" for m in ("class_acc", "size_acc", "brightness_acc", "position_acc", "fid")
+                              for s in (0, 1, 3)), "sweep_fid_floor", "pixel_seconds_per_image",
+                            "latent_seconds_per_image", "latent_speedup", "flops_ratio", "attn_on_item_garment"},
 }
 
 
@@ -218,6 +225,12 @@ def test_smoke_execution(path, tmp_path):
         assert metrics["bayes_score_rel_err"] < 1e-9 < 0.3 < metrics["notes_sum_score_rel_err"]
         assert metrics["cfg_scale0_rel_err"] < 1e-5 and metrics["cfg_scale1_rel_err"] < 1e-5
         assert metrics["noisy_clf_acc_t0"] > metrics["noisy_clf_acc_t500"] > 0.3 and 0.05 < metrics["cond_dropped_frac"] < 0.2
+    if path.stem == "15_latent_diffusion":  # the shipped tokenizer, judge and exact kernels: meaningful in smoke
+        assert metrics["real_size_acc"] > 0.95 and metrics["real_brightness_acc"] > 0.95 and metrics["real_class_acc"] > 0.7
+        assert metrics["compression_positions"] == 16 and metrics["recon_mse"] < metrics["pooled_mse"]
+        assert metrics["xattn_paths_rel_err"] < 1e-12 and metrics["xattn_pads_rel_err"] < 1e-12
+        assert metrics.get("xattn_diffusers_rel_err", 0) < 1e-12 and 0.03 < metrics["caption_dropped_frac"] < 0.2
+        assert metrics["flops_ratio"] > 2
     if path.stem == "13_ddpm":             # the forward-process check and the trivial predictors need no training
         assert metrics["forward_min_ks_p"] > 1e-3 and metrics["forward_wrong_ks_d"] > 0.1
         assert metrics["eps_linear_test_loss"] < metrics["eps_zero_test_loss"] == pytest.approx(1, abs=0.05)
