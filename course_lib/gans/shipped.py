@@ -21,9 +21,9 @@ from course_lib.gans.stylegan import StyleGenerator
 from course_lib.gans.train import GANTrainConfig, sample, train_gan
 
 STEPS = 6_000
-PROGAN_STEPS = 12_000
 DCGAN_STEPS = 30_000
 GROW = (1_500, 1_500, 2_000, 2_000, 5_000)   # Progressive GAN: stable 7, fade 14, stable 14, fade 28, stable 28
+PROGAN_STEPS = sum(GROW)                    # 12,000
 
 
 @dataclass

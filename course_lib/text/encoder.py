@@ -55,6 +55,10 @@ class TextEncoder(nn.Module):
 
     def pooled(self, ids: Tensor, mask: Tensor) -> Tensor:
         """The mean of the kept tokens' features: (B, L), (B, L) -> (B, D)."""
-        h = self.forward(ids, mask)                                                       # (B, L, D)
-        m = mask[..., None].to(h.dtype)                                                   # (B, L, 1)
-        return (h * m).sum(1) / m.sum(1)                                                  # (B, D)
+        return masked_mean(self.forward(ids, mask), mask)                                 # (B, D)
+
+
+def masked_mean(h: Tensor, mask: Tensor) -> Tensor:
+    """The mean of each row's kept tokens: features h (B, L, D), mask (B, L) bool -> (B, D)."""
+    m = mask[..., None].to(h.dtype)                                                       # (B, L, 1)
+    return (h * m).sum(1) / m.sum(1)
