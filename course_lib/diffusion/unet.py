@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from course_lib.attention import attention  # noqa: F401  (Eq. 1 written out; re-exported as course_lib.diffusion.attention)
+
 
 def sinusoidal_embedding(t: Tensor, dim: int) -> Tensor:
     """Ho et al.'s ``get_timestep_embedding`` (the Transformer's sinusoids, Vaswani et al. Sec. 3.5):
@@ -40,12 +42,6 @@ def sinusoidal_embedding(t: Tensor, dim: int) -> Tensor:
     freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=dtype, device=t.device) / (half - 1))  # (dim/2,)
     angles = t.to(dtype)[:, None] * freqs[None]                                                        # (B, dim/2)
     return torch.cat([angles.sin(), angles.cos()], dim=1)                                              # (B, dim)
-
-
-def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """Vaswani et al. Eq. 1, written out: softmax(q k^T / sqrt(d)) v. q (..., N, d), k (..., M, d), v (..., M, e)
-    -> (..., N, e). Equals ``F.scaled_dot_product_attention(q, k, v)`` (the fast path the U-Net uses)."""
-    return (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1) @ v
 
 
 class ResBlock(nn.Module):

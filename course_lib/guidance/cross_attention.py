@@ -20,11 +20,11 @@ Shapes: B batch, N queries (pixels, H*W), M context tokens (words), D widths, h 
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from course_lib.attention import attention
 
 
 def masked_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -32,12 +32,9 @@ def masked_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None
 
     q (B, h, N, d), k (B, h, M, d), v (B, h, M, e), mask (B, M) bool (True = keep; each row keeps one or more)
     -> out (B, h, N, e), weights (B, h, N, M). ``out`` equals
-    ``F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])``."""
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])           # (B, h, N, M)
-    if mask is not None:
-        scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
-    weights = scores.softmax(-1)                                          # (B, h, N, M), rows sum to 1
-    return weights @ v, weights                                           # (B, h, N, e)
+    ``F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])``: the core kernel
+    ``course_lib.attention.attention`` with a key mask, the same for every query and head."""
+    return attention(q, k, v, None if mask is None else mask[:, None, None, :], return_weights=True)
 
 
 def _check_mask(mask: Tensor | None, B: int, M: int) -> None:

@@ -1,0 +1,84 @@
+"""Chapter 17's shipped checkpoints (``python -m course_lib checkpoints``): the ViT and the data-efficiency pair.
+
+All are trained by ``course_lib.training.fit`` (AdamW, one-cycle learning rate, +-2-pixel shifts, batch 128), the
+recipe of chapter 01's ResNet judge ``fmnist_classifier`` (15 epochs of all 60,000 images, lr 3e-3):
+
+- ``vit_fmnist``           ViT(dim 64, depth 4, 4 heads, 4x4 patches), all 60,000 images, 15 epochs (7,020 steps)
+- ``vit_fmnist_10pct``     the same ViT on a fixed 10 % (6,000 images), 150 epochs: about the same number of steps
+                           (6,900), so the two runs differ in data, not in compute
+- ``resnet_fmnist_10pct``  chapter 01's ResNet on the same 6,000 images, 150 epochs (its 100 % twin is the judge)
+
+The ViT uses lr 1e-3 (a common Adam rate for small ViTs, not tuned here), the ResNet its judge's 3e-3; everything
+else is shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from course_lib import checkpoints
+
+SMALL = 6_000     # 10 % of Fashion-MNIST's training set
+
+
+@dataclass
+class ShippedRun:
+    arch: str           # "vit" or "resnet"
+    n_train: int | None  # None: all 60,000
+    epochs: int
+    lr: float
+    batch_size: int = 128
+
+
+SHIPPED = {
+    "vit_fmnist": ShippedRun("vit", None, 15, 1e-3),
+    "vit_fmnist_10pct": ShippedRun("vit", SMALL, 150, 1e-3),
+    "resnet_fmnist_10pct": ShippedRun("resnet", SMALL, 150, 3e-3),
+}
+
+
+def build(name: str) -> nn.Module:
+    """A fresh model for the checkpoint ``name``."""
+    from course_lib.cnn import build as build_cnn
+    from course_lib.transformers.vit import ViT
+
+    if name not in SHIPPED:
+        raise ValueError(f"unknown checkpoint {name!r}: expected one of {sorted(SHIPPED)}")
+    return ViT() if SHIPPED[name].arch == "vit" else build_cnn("resnet")
+
+
+def train(model: nn.Module, name: str, progress: bool = True) -> dict:
+    """Train ``model`` with the run ``name``; metrics: test accuracy on all 10,000 test images."""
+    from course_lib.data import fashion_mnist
+    from course_lib.training import accuracy, fit
+
+    run = SHIPPED[name]
+    torch.manual_seed(0)
+    data = fashion_mnist("train").subset(run.n_train, seed=0)
+    result = fit(model, data.images, data.labels, run.epochs, run.batch_size, run.lr, progress=progress,
+                 state=checkpoints.state_path(name))
+    test = fashion_mnist("test")
+    losses = result["losses"]
+    return {"test_acc": round(accuracy(model, test.images, test.labels), 4), "n_train": len(data),
+            "epochs": run.epochs, "steps": len(losses), "lr": run.lr,
+            "final_train_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4), "seconds": round(result["seconds"], 1)}
+
+
+def load_model(name: str, device: torch.device | str = "cpu", profile: str = "auto") -> nn.Module:
+    """The trained model ``name`` in eval mode (shipped, else cached, else trained now), its manifest entry as
+    ``model.checkpoint_entry``."""
+    model = build(name).to(device)
+    model.checkpoint_entry = checkpoints.load(name, model, lambda m: train(m, name), profile=profile)
+    return model.eval().requires_grad_(False)
+
+
+def _make(name: str):
+    def make():
+        return build(name), lambda m: train(m, name)
+    return make
+
+
+CHECKPOINTS = {name: _make(name) for name in SHIPPED}
