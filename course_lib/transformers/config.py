@@ -1,0 +1,26 @@
+"""Notebooks 16-18's sizes per profile (shown in their parameters cells)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from course_lib.profiles import pick
+
+
+@dataclass
+class ViTNotebookConfig:
+    train_steps: int      # steps of the notebook's own visible training loop (a fresh ViT, batch 128)
+    n_eval: int           # test images for every accuracy of the notebook (all 10,000 in cpu and gpu)
+    n_maps: int           # test images whose attention maps and rollout are drawn
+    shifts: tuple[int, ...]   # pixel shifts of the translation probe
+
+
+VIT_CONFIGS = {
+    "smoke": ViTNotebookConfig(train_steps=3, n_eval=200, n_maps=4, shifts=(0, 2, 4)),
+    "cpu": ViTNotebookConfig(train_steps=200, n_eval=10_000, n_maps=6, shifts=(0, 1, 2, 3, 4, 6)),
+    "gpu": ViTNotebookConfig(train_steps=7_020, n_eval=10_000, n_maps=6, shifts=(0, 1, 2, 3, 4, 6)),
+}
+
+
+def vit_notebook_config(profile: str = "auto", **overrides) -> ViTNotebookConfig:
+    return pick(VIT_CONFIGS, profile, **overrides)

@@ -1,0 +1,55 @@
+"""Notebook 17's exercise: the patch embedding written by hand passes in its textbook forms (patchify then a
+matrix product; unfold then a matrix product), and the plausible slips (patches read column by column, a patch
+flattened as (p, p, C), the bias forgotten, the weight not transposed) fail with a hint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from exercise_checks import passes
+
+from course_lib.transformers import checks, patchify
+
+
+def by_patches(x, w, b, p):
+    return patchify(x, p) @ w.flatten(1).T + b
+
+
+def by_unfold(x, w, b, p):
+    return F.unfold(x, p, stride=p).transpose(1, 2) @ w.flatten(1).T + b
+
+
+def column_major(x, w, b, p):
+    return patchify(x.transpose(2, 3), p) @ w.transpose(2, 3).flatten(1).T + b
+
+
+def channels_last(x, w, b, p):
+    B, C, H, W = x.shape
+    patches = x.view(B, C, H // p, p, W // p, p).permute(0, 2, 4, 3, 5, 1).reshape(B, -1, p * p * C)
+    return patches @ w.flatten(1).T + b
+
+
+WRONG = {
+    "column-major patch order": column_major,
+    "patch flattened (p, p, C)": channels_last,
+    "bias forgotten": lambda x, w, b, p: patchify(x, p) @ w.flatten(1).T,
+    "weight not transposed (square only)": lambda x, w, b, p: patchify(x, p) @ w.flatten(1)[:, : w.shape[0]] + b,
+}
+
+
+@pytest.mark.parametrize("right", [by_patches, by_unfold])
+def test_patch_embed_accepts_the_textbook_forms(right, capsys):
+    assert passes(checks.check_patch_embed_kernel(right))
+    assert capsys.readouterr().out.startswith("Correct! my_patch_embed agrees with course_lib.transformers.PatchEmbed")
+
+
+@pytest.mark.parametrize("wrong", list(WRONG))
+def test_patch_embed_rejects_the_slips(wrong, capsys):
+    assert not passes(checks.check_patch_embed_kernel(WRONG[wrong]))
+    assert "Not quite" in capsys.readouterr().out
+
+
+def test_patch_embed_unanswered(capsys):
+    assert not passes(checks.check_patch_embed_kernel(lambda x, w, b, p: None))
+    assert "Not answered yet" in capsys.readouterr().out
