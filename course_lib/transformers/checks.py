@@ -1,5 +1,10 @@
 """Answers to the exercises of notebooks 16-18, computed with this chapter's kernels (never stored).
 
+Write the kernel: masked attention of notebook 16 (Vaswani et al. Eq. 1 with a boolean mask), checked against
+``course_lib.attention`` on random inputs, a causal mask, a padding-style key mask and a query that may see one key
+only -- the cases that reject the plausible slips (no 1/sqrt(d), the softmax over queries, the mask applied after the
+softmax without renormalising, masked scores set to 0 instead of -inf).
+
 Write the kernel: the patch embedding of notebook 17 (ViT Eq. 1: x_p E + b on the image cut into p x p patches),
 checked against ``PatchEmbed``'s strided convolution on seeded random inputs and the cases that tell the plausible
 slips apart (patches read column by column, a patch flattened as (p, p, C) instead of (C, p, p) -- only a
@@ -12,7 +17,38 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from course_lib.attention import attention
 from course_lib.checks import Verdict, check_kernel
+
+
+def attention_cases(seed: int = 0) -> list[tuple[str, tuple]]:
+    """(q, k, v, mask) tuples."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape, dtype=torch.float32: torch.randn(*shape, generator=g, dtype=dtype)   # noqa: E731
+    causal = torch.ones(6, 6, dtype=torch.bool).tril()
+    keys = torch.tensor([[True, True, True, False, False], [True, False, True, True, True]])[:, None, None, :]
+    one = torch.zeros(4, 4, dtype=torch.bool)
+    one[:, 0] = True
+    one[3] = True
+    return [
+        ("random (2, 4, 6, 16) q, k, v, no mask", (r(2, 4, 6, 16), r(2, 4, 6, 16), r(2, 4, 6, 16), None)),
+        ("random (2, 4, 6, 16), the causal mask (6, 6) of an autoregressive model",
+         (r(2, 4, 6, 16), r(2, 4, 6, 16), r(2, 4, 6, 16), causal)),
+        ("3 queries over 5 keys, a key mask (2, 1, 1, 5) (padding), v of width 7, float64",
+         (r(2, 1, 3, 8, dtype=torch.float64), r(2, 1, 5, 8, dtype=torch.float64), r(2, 1, 5, 7, dtype=torch.float64), keys)),
+        ("edge: queries 0-2 may see key 0 only (their output is v[0]); query 3 sees all",
+         (r(1, 2, 4, 4), r(1, 2, 4, 4), r(1, 2, 4, 3), one)),
+        ("edge: large scores (q, k of size 30): the 1/sqrt(d) scale and a stable softmax matter",
+         (30 * r(1, 1, 5, 64), r(1, 1, 5, 64), r(1, 1, 5, 4), None)),
+    ]
+
+
+def check_attention_kernel(fn) -> Verdict:
+    """``fn(q, k, v, mask) -> out`` against ``course_lib.attention`` (the written-out Eq. 1)."""
+    return check_kernel(fn, attention, attention_cases(), name="my_attention", reference_name="course_lib.attention",
+                        hint="scores = q @ k^T / sqrt(d) (d = q.shape[-1]); where mask is False set the score to "
+                             "-inf *before* the softmax over the keys (the last axis), so masked keys get weight "
+                             "exactly 0 and the rest still sum to 1; out = weights @ v.")
 
 
 def patch_embed_reference(x: Tensor, weight: Tensor, bias: Tensor, p: int) -> Tensor:

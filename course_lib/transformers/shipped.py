@@ -1,4 +1,10 @@
-"""Chapter 17's shipped checkpoints (``python -m course_lib checkpoints``): the ViT and the data-efficiency pair.
+"""Chapters 16-17's shipped checkpoints (``python -m course_lib checkpoints``).
+
+Notebook 16: ``igpt_ar`` and ``igpt_bert``, Image GPT (dim 64, 4 blocks of 4 heads) on Fashion-MNIST at 14 x 14 with
+a 16-grey palette, trained autoregressively and BERT-style (15 % masked): 4,000 steps of batch 64 each, AdamW with a
+one-cycle learning rate peaking at 1e-3 (``course_lib.transformers.igpt.train_igpt``).
+
+Notebook 17:
 
 All are trained by ``course_lib.training.fit`` (AdamW, one-cycle learning rate, +-2-pixel shifts, batch 128), the
 recipe of chapter 01's ResNet judge ``fmnist_classifier`` (15 epochs of all 60,000 images, lr 3e-3):
@@ -80,10 +86,43 @@ def load_model(name: str, device: torch.device | str = "cpu", profile: str = "au
     return model.eval().requires_grad_(False)
 
 
+IGPT_STEPS = 4_000
+
+
+def build_igpt(name: str) -> nn.Module:
+    from course_lib.transformers.igpt import PALETTE, SIDE, ImageGPT
+
+    if name not in ("igpt_ar", "igpt_bert"):
+        raise ValueError(f"unknown Image GPT {name!r}: expected igpt_ar or igpt_bert")
+    return ImageGPT(PALETTE, SIDE * SIDE, dim=64, depth=4, heads=4, causal=name == "igpt_ar")
+
+
+def load_igpt(name: str, device: torch.device | str = "cpu", profile: str = "auto") -> nn.Module:
+    """The trained Image GPT ``name`` (palette included) in eval mode; in smoke without a checkpoint, a stand-in
+    trained for 20 steps."""
+    from course_lib.profiles import resolve
+    from course_lib.transformers.igpt import train_igpt
+
+    model = build_igpt(name).to(device)
+    smoke = resolve(profile) == "smoke"
+    model.checkpoint_entry = checkpoints.load(
+        name, model, lambda m: train_igpt(m, 20 if smoke else IGPT_STEPS,
+                                          state=None if smoke else checkpoints.state_path(name)), profile=profile)
+    return model.eval().requires_grad_(False)
+
+
 def _make(name: str):
     def make():
         return build(name), lambda m: train(m, name)
     return make
 
 
-CHECKPOINTS = {name: _make(name) for name in SHIPPED}
+def _make_igpt(name: str):
+    def make():
+        from course_lib.transformers.igpt import train_igpt
+
+        return build_igpt(name), lambda m: train_igpt(m, IGPT_STEPS, state=checkpoints.state_path(name))
+    return make
+
+
+CHECKPOINTS = {**{name: _make(name) for name in SHIPPED}, **{name: _make_igpt(name) for name in ("igpt_ar", "igpt_bert")}}

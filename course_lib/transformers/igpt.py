@@ -1,0 +1,213 @@
+"""Image GPT (notebook 16): a transformer on a sequence of pixels, trained autoregressively or BERT-style.
+
+Chen et al. 2020, "Generative Pretraining from Pixels" (https://cdn.openai.com/papers/Generative_Pretraining_from_Pixels_V2.pdf):
+images are downsampled, each pixel is replaced by the index of its nearest colour in a palette found by k-means
+(Sec. 3.1: the sequence is made of palette indices, not intensities), and the sequence x_1 .. x_n is modelled by
+
+    L_AR   = E[ -log p(x_i | x_1, ..., x_{i-1}) ]         (Eq. 1: the next pixel, behind a causal mask)
+    L_BERT = E[ -log p(x_i | x_[not M]) ], i in M         (Eq. 2: the masked pixels M, ~15 % of them, from the rest)
+
+with the same network (GPT-2's pre-norm blocks) and only the mask differing. Features for a linear probe are the
+average over positions of a layer's LayerNorm-ed states (Sec. 3.4); the paper finds the best in the middle layers.
+
+- ``kmeans_palette``  k-means (k-means++ seeds, Lloyd's iterations) on pixel intensities -> the palette (k,), sorted
+- ``quantize``        images -> palette indices (B, S); ``dequantize`` back
+- ``ImageGPT``        token + position embeddings, ``Block`` x L (causal or not), LayerNorm, a head over the palette
+- ``ar_loss``         Eq. 1 in nats per token; ``bert_loss`` Eq. 2; ``mask_tokens`` draws M and replaces it
+- ``layer_features``  the probe features of every layer, (B, D) each
+
+Shapes: B batch, S = side * side sequence length, K palette size (the vocabulary), D width, L layers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from course_lib.transformers.blocks import Block, causal_mask
+
+
+def kmeans_palette(pixels: Tensor, k: int, iters: int = 30, n_init: int = 4, seed: int = 0) -> Tensor:
+    """Lloyd's algorithm on intensities: pixels (N,) in [0, 1] -> k centres (k,), ascending.
+
+    Each of ``n_init`` runs starts from k-means++ seeds (Arthur & Vassilvitskii 2007: each new centre drawn with
+    probability proportional to its squared distance from the nearest centre so far), then alternates: assign every
+    pixel to its nearest centre, move every centre to its cluster's mean (an empty cluster keeps its centre). The
+    run with the smallest sum of squared distances (inertia) wins, as in scikit-learn's ``KMeans``."""
+    if pixels.ndim != 1 or len(pixels) < k:
+        raise ValueError(f"expected pixels of shape (N,) with N >= k={k}, got {tuple(pixels.shape)}")
+    x, g = pixels.double(), torch.Generator().manual_seed(seed)
+    best, best_inertia = None, float("inf")
+    for _ in range(n_init):
+        sample = x[torch.randint(len(x), (min(len(x), 20_000),), generator=g)]
+        centres = sample[torch.randint(len(sample), (1,), generator=g)]
+        while len(centres) < k:                                                   # k-means++ seeding
+            d2 = (sample[:, None] - centres[None]).pow(2).min(1).values
+            pick = torch.multinomial(d2 / d2.sum(), 1, generator=g) if d2.sum() > 0 else torch.randint(len(sample), (1,), generator=g)
+            centres = torch.cat([centres, sample[pick]])
+        centres = centres.sort().values
+        for _ in range(iters):                                                    # in 1-D the nearest of sorted
+            assign = torch.bucketize(x, (centres[1:] + centres[:-1]) / 2)         # centres lies between midpoints
+            sums = torch.zeros(k, dtype=x.dtype).index_add_(0, assign, x)
+            counts = torch.bincount(assign, minlength=k).to(x.dtype)
+            centres = torch.where(counts > 0, sums / counts.clamp_min(1), centres).sort().values
+        inertia = float((x - centres[torch.bucketize(x, (centres[1:] + centres[:-1]) / 2)]).pow(2).sum())
+        if inertia < best_inertia:
+            best, best_inertia = centres, inertia
+    return best.sort().values.to(pixels.dtype)
+
+
+def quantize(images: Tensor, palette: Tensor) -> Tensor:
+    """images (B, 1, H, W) -> (B, H*W) long: each pixel's nearest palette index, row by row."""
+    if images.ndim != 4 or images.shape[1] != 1:
+        raise ValueError(f"expected images of shape (B, 1, H, W), got {tuple(images.shape)}")
+    return (images.flatten(1)[..., None] - palette.to(images)).abs().argmin(-1)
+
+
+def dequantize(tokens: Tensor, palette: Tensor, side: int) -> Tensor:
+    """tokens (B, side*side) -> images (B, 1, side, side): each index replaced by its palette intensity."""
+    return palette[tokens].view(-1, 1, side, side)
+
+
+class ImageGPT(nn.Module):
+    """tokens (B, S) -> logits (B, S, K) over the palette.
+
+    ``causal=True`` (the AR model): the input is shifted right behind a start token, so output i predicts token i
+    from tokens < i. ``causal=False`` (BERT): no mask, and the learned [MASK] token stands in for hidden pixels."""
+
+    def __init__(self, vocab: int, seq_len: int, dim: int = 64, depth: int = 4, heads: int = 4, causal: bool = True):
+        super().__init__()
+        self.vocab, self.seq_len, self.causal = vocab, seq_len, causal
+        self.tok_emb = nn.Embedding(vocab + 1, dim)           # row `vocab`: the start token (AR) or [MASK] (BERT)
+        self.pos_emb = nn.Parameter(torch.randn(1, seq_len, dim) * 0.02)
+        self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, vocab)
+        self.register_buffer("mask", causal_mask(seq_len) if causal else None, persistent=False)
+        self.register_buffer("palette", torch.linspace(0, 1, vocab))   # the intensities of the K tokens (set from data)
+
+    @property
+    def special(self) -> int:
+        """The index of the start token (AR) or the [MASK] token (BERT)."""
+        return self.vocab
+
+    def _check(self, tokens: Tensor) -> None:
+        if not isinstance(tokens, Tensor) or tokens.dtype != torch.long or tokens.ndim != 2 \
+                or not 1 <= tokens.shape[1] <= self.seq_len:
+            raise ValueError(f"expected tokens of shape (B, S<={self.seq_len}) long, got "
+                             f"{tuple(getattr(tokens, 'shape', ()))} {getattr(tokens, 'dtype', '')}")
+
+    def states(self, tokens: Tensor) -> list[Tensor]:
+        """The residual stream after the embedding and after each block: L + 1 tensors (B, S, D)."""
+        self._check(tokens)
+        B, S = tokens.shape
+        if self.causal:                                        # shift right: position i sees tokens < i
+            tokens = torch.cat([torch.full((B, 1), self.special, device=tokens.device), tokens[:, :-1]], 1)
+        h = self.tok_emb(tokens) + self.pos_emb[:, :S]         # (B, S, D)
+        mask = self.mask[:S, :S] if self.causal else None
+        out = [h]
+        for block in self.blocks:
+            h = block(h, mask)
+            out.append(h)
+        return out
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.head(self.norm(self.states(tokens)[-1]))   # (B, S, K)
+
+
+def ar_loss(model: ImageGPT, tokens: Tensor) -> Tensor:
+    """Eq. 1: mean over positions of -log p(x_i | x_<i), in nats per token. tokens (B, S) -> scalar."""
+    logits = model(tokens)                                     # (B, S, K)
+    return F.cross_entropy(logits.flatten(0, 1), tokens.flatten())
+
+
+def mask_tokens(tokens: Tensor, special: int, p: float = 0.15,
+                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """BERT's corruption: each position hidden with probability p (at least one per row) -> (input with the
+    hidden positions set to ``special``, the bool mask M (B, S))."""
+    B, S = tokens.shape
+    M = torch.rand(B, S, generator=generator).to(tokens.device) < p
+    M[torch.arange(B), torch.randint(S, (B,), generator=generator).to(tokens.device)] = True   # M never empty
+    return tokens.masked_fill(M, special), M
+
+
+def bert_loss(model: ImageGPT, tokens: Tensor, p: float = 0.15, generator: torch.Generator | None = None) -> Tensor:
+    """Eq. 2: mean over the masked positions of -log p(x_i | the unmasked tokens), nats per token."""
+    corrupted, M = mask_tokens(tokens, model.special, p, generator)
+    logits = model(corrupted)                                  # (B, S, K)
+    return F.cross_entropy(logits[M], tokens[M])
+
+
+@torch.no_grad()
+def layer_features(model: ImageGPT, tokens: Tensor) -> list[Tensor]:
+    """Sec. 3.4's probe features: each layer's states, LayerNorm-ed (no affine) and averaged over positions.
+    tokens (B, S) -> L + 1 tensors (B, D) (index 0: the embedding)."""
+    return [F.layer_norm(h, h.shape[-1:]).mean(1) for h in model.states(tokens)]
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+SIDE = 14      # Fashion-MNIST average-pooled 2x2: 196 tokens per image (iGPT too trains on downsampled images)
+PALETTE = 16   # k-means colours (iGPT: 512 for RGB; 16 grey levels here)
+
+
+def to_sequence_images(images: Tensor) -> Tensor:
+    """Fashion-MNIST (B, 1, 28, 28) -> (B, 1, 14, 14), each pixel the mean of a 2x2 block."""
+    return F.avg_pool2d(images, 2)
+
+
+def fit_palette(images: Tensor, k: int = PALETTE, n: int = 10_000) -> Tensor:
+    """The palette of the shipped models: k-means on the downsampled pixels of the first n images."""
+    return kmeans_palette(to_sequence_images(images[:n]).flatten(), k)
+
+
+def train_igpt(model: ImageGPT, steps: int, batch_size: int = 64, lr: float = 1e-3, mask_p: float = 0.15,
+               state: Path | None = None, progress: bool = True, seed: int = 0) -> dict:
+    """AdamW with a one-cycle learning rate on Fashion-MNIST train, Eq. 1 (causal) or Eq. 2 (BERT); the palette
+    fitted first and stored in ``model.palette``. Resumable through ``state``. Metrics: test NLL in bits per token
+    (AR: of every token; BERT: of the masked ones) on 2,000 test images."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from course_lib.data import fashion_mnist
+    from course_lib.resume import load_state, save_state
+
+    train = fashion_mnist("train")
+    with torch.no_grad():
+        model.palette.copy_(fit_palette(train.images))
+    tokens = quantize(to_sequence_images(train.images), model.palette)          # (60000, 196)
+    dev = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    run = {"steps": steps, "batch_size": batch_size, "lr": lr, "causal": model.causal, "seed": seed}
+    step, losses, start = 0, [], time.perf_counter()
+    if state is not None and (resumed := load_state(state, model, opt, sched, g, config=run)) is not None:
+        step, extra = resumed
+        losses = list(extra["losses"].to(dev).unbind())
+    for step in tqdm(range(step, steps), initial=step, total=steps, desc="iGPT", disable=not progress):
+        x = tokens[torch.randint(len(tokens), (batch_size,), generator=g)].to(dev)
+        loss = ar_loss(model, x) if model.causal else bert_loss(model, x, mask_p, g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.detach())                       # no host sync in the loop
+        if state is not None and ((step + 1) % 200 == 0 or step + 1 == steps):
+            save_state(state, step + 1, model, opt, sched, g, config=run, extra={"losses": torch.stack(losses)})
+    losses = torch.stack(losses).tolist()
+    test = quantize(to_sequence_images(fashion_mnist("test").images[:2_000]), model.palette).to(dev)
+    model.eval()
+    with torch.no_grad():
+        g_eval = torch.Generator().manual_seed(1)
+        nll = float(torch.stack([ar_loss(model, test[i:i + 500]) if model.causal else
+                                 bert_loss(model, test[i:i + 500], mask_p, g_eval) for i in range(0, len(test), 500)]).mean())
+    return {"steps": steps, "batch_size": batch_size, "test_bits_per_token_2000": round(nll / math.log(2), 4),
+            "loss_first200": round(sum(losses[:200]) / len(losses[:200]), 4),
+            "loss_last200": round(sum(losses[-200:]) / len(losses[-200:]), 4),
+            "seconds": round(time.perf_counter() - start, 1)}
