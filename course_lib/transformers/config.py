@@ -24,3 +24,24 @@ VIT_CONFIGS = {
 
 def vit_notebook_config(profile: str = "auto", **overrides) -> ViTNotebookConfig:
     return pick(VIT_CONFIGS, profile, **overrides)
+
+
+@dataclass
+class IGPTNotebookConfig:
+    train_steps: int      # steps of the notebook's visible AR training loop (a fresh model, batch 64)
+    n_eval: int           # test images for the NLLs and the baselines
+    n_complete: int       # test images whose bottom halves are completed and judged
+    n_probe_train: int    # training images of the linear probes (features of every layer)
+    n_probe_test: int     # test images of the linear probes
+
+
+IGPT_CONFIGS = {
+    "smoke": IGPTNotebookConfig(train_steps=3, n_eval=100, n_complete=20, n_probe_train=200, n_probe_test=100),
+    "cpu": IGPTNotebookConfig(train_steps=100, n_eval=2_000, n_complete=300, n_probe_train=5_000, n_probe_test=2_000),
+    "gpu": IGPTNotebookConfig(train_steps=4_000, n_eval=10_000, n_complete=1_000, n_probe_train=20_000,
+                              n_probe_test=10_000),
+}
+
+
+def igpt_notebook_config(profile: str = "auto", **overrides) -> IGPTNotebookConfig:
+    return pick(IGPT_CONFIGS, profile, **overrides)

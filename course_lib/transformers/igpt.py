@@ -160,7 +160,7 @@ def to_sequence_images(images: Tensor) -> Tensor:
     return F.avg_pool2d(images, 2)
 
 
-def fit_palette(images: Tensor, k: int = PALETTE, n: int = 10_000) -> Tensor:
+def fit_palette(images: Tensor, k: int = PALETTE, n: int = 2_000) -> Tensor:
     """The palette of the shipped models: k-means on the downsampled pixels of the first n images."""
     return kmeans_palette(to_sequence_images(images[:n]).flatten(), k)
 
