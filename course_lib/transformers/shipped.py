@@ -1,18 +1,21 @@
-"""Chapters 16-17's shipped checkpoints (``python -m course_lib checkpoints``).
+"""Chapters 16-18's shipped checkpoints (``python -m course_lib checkpoints``).
 
 Notebook 16: ``igpt_ar`` and ``igpt_bert``, Image GPT (dim 64, 4 blocks of 4 heads) on Fashion-MNIST at 14 x 14 with
 a 16-grey palette, trained autoregressively and BERT-style (15 % masked): 4,000 steps of batch 64 each, AdamW with a
 one-cycle learning rate peaking at 1e-3 (``course_lib.transformers.igpt.train_igpt``).
 
-Notebook 17:
-
-All are trained by ``course_lib.training.fit`` (AdamW, one-cycle learning rate, +-2-pixel shifts, batch 128), the
-recipe of chapter 01's ResNet judge ``fmnist_classifier`` (15 epochs of all 60,000 images, lr 3e-3):
+Notebook 17's classifiers are all trained by ``course_lib.training.fit`` (AdamW, one-cycle learning rate, random
+flips and +-2-pixel shifts, batch 128), the recipe of chapter 01's ResNet judge ``fmnist_classifier`` (15 epochs of
+all 60,000 images, lr 3e-3):
 
 - ``vit_fmnist``           ViT(dim 64, depth 4, 4 heads, 4x4 patches), all 60,000 images, 15 epochs (7,020 steps)
 - ``vit_fmnist_10pct``     the same ViT on a fixed 10 % (6,000 images), 150 epochs: about the same number of steps
                            (6,900), so the two runs differ in data, not in compute
 - ``resnet_fmnist_10pct``  chapter 01's ResNet on the same 6,000 images, 150 epochs (its 100 % twin is the judge)
+
+Notebook 18: ``beit_pretrain``, the same ViT pre-trained as BEiT (masked image modelling of chapter 08's visual
+tokens, 40 % blockwise masks, 5,000 steps of batch 128 on the 60,000 training images without labels), and
+``beit_finetune_10pct``, that ViT fine-tuned exactly as ``vit_fmnist_10pct`` is trained from scratch.
 
 The ViT uses lr 1e-3 (a common Adam rate for small ViTs, not tuned here), the ResNet its judge's 3e-3; everything
 else is shared.
@@ -37,12 +40,14 @@ class ShippedRun:
     epochs: int
     lr: float
     batch_size: int = 128
+    init: str | None = None   # a BEiT checkpoint whose ViT the run starts from (None: random initialisation)
 
 
 SHIPPED = {
     "vit_fmnist": ShippedRun("vit", None, 15, 1e-3),
     "vit_fmnist_10pct": ShippedRun("vit", SMALL, 150, 1e-3),
     "resnet_fmnist_10pct": ShippedRun("resnet", SMALL, 150, 3e-3),
+    "beit_finetune_10pct": ShippedRun("vit", SMALL, 150, 1e-3, init="beit_pretrain"),
 }
 
 
@@ -63,6 +68,10 @@ def train(model: nn.Module, name: str, progress: bool = True, run: ShippedRun | 
 
     run = run or SHIPPED[name]
     torch.manual_seed(0)
+    if run.init is not None:                     # start from the pre-trained BEiT's ViT (its head stays fresh)
+        beit = load_beit(run.init, next(model.parameters()).device)
+        model.load_state_dict({**model.state_dict(), **{k: v for k, v in beit.vit.state_dict().items()
+                                                        if not k.startswith("head.")}})
     data = fashion_mnist("train").subset(run.n_train, seed=0)
     result = fit(model, data.images, data.labels, run.epochs, run.batch_size, run.lr, progress=progress,
                  state=checkpoints.state_path(name) if run == SHIPPED[name] else None)
@@ -87,6 +96,27 @@ def load_model(name: str, device: torch.device | str = "cpu", profile: str = "au
 
 
 IGPT_STEPS = 4_000
+BEIT_STEPS = 5_000
+
+
+def build_beit() -> nn.Module:
+    from course_lib.transformers.beit import BEiT
+    from course_lib.transformers.vit import ViT
+
+    return BEiT(ViT(), vocab=128)      # chapter 08's tokenizer: 128 codes on a 7 x 7 grid
+
+
+def load_beit(name: str = "beit_pretrain", device: torch.device | str = "cpu", profile: str = "auto") -> nn.Module:
+    """The pre-trained BEiT in eval mode; in smoke without a checkpoint, a stand-in trained for 20 steps."""
+    from course_lib.profiles import resolve
+    from course_lib.transformers.beit import train_beit
+
+    model = build_beit().to(device)
+    smoke = resolve(profile) == "smoke"
+    model.checkpoint_entry = checkpoints.load(
+        name, model, lambda m: train_beit(m, 20 if smoke else BEIT_STEPS,
+                                          state=None if smoke else checkpoints.state_path(name)), profile=profile)
+    return model.eval().requires_grad_(False)
 
 
 def build_igpt(name: str) -> nn.Module:
@@ -125,4 +155,11 @@ def _make_igpt(name: str):
     return make
 
 
-CHECKPOINTS = {**{name: _make(name) for name in SHIPPED}, **{name: _make_igpt(name) for name in ("igpt_ar", "igpt_bert")}}
+def _make_beit():
+    from course_lib.transformers.beit import train_beit
+
+    return build_beit(), lambda m: train_beit(m, BEIT_STEPS, state=checkpoints.state_path("beit_pretrain"))
+
+
+CHECKPOINTS = {**{name: _make(name) for name in SHIPPED}, **{name: _make_igpt(name) for name in ("igpt_ar", "igpt_bert")},
+               "beit_pretrain": _make_beit}
