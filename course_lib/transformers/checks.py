@@ -9,6 +9,9 @@ Write the kernel: the patch embedding of notebook 17 (ViT Eq. 1: x_p E + b on th
 checked against ``PatchEmbed``'s strided convolution on seeded random inputs and the cases that tell the plausible
 slips apart (patches read column by column, a patch flattened as (p, p, C) instead of (C, p, p) -- only a
 3-channel image shows it --, the bias forgotten, p = 1).
+
+Write the kernel: BEiT's masked-token loss of notebook 18 (Eq. 1: the mean cross-entropy over the masked positions
+only, every masked token of the batch weighing the same), checked on images with different numbers masked.
 """
 
 from __future__ import annotations
@@ -77,3 +80,38 @@ def check_patch_embed_kernel(fn) -> Verdict:
                         hint="cut x into p x p patches row by row (patch n = row n // (W/p), column n % (W/p)), "
                              "flatten each as (C, p, p) -- `patchify` does both --, then multiply by "
                              "weight.flatten(1).T (D columns) and add the bias.")
+
+
+def mim_loss_reference(logits: Tensor, codes: Tensor, mask: Tensor) -> Tensor:
+    """BEiT Eq. 1 as a loss: the mean over all masked positions of the batch of -log softmax(logits)[code]."""
+    return F.cross_entropy(logits[mask], codes[mask])
+
+
+def mim_loss_cases(seed: int = 0) -> list[tuple[str, tuple]]:
+    """(logits, codes, mask) tuples."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape, dtype=torch.float32: torch.randn(*shape, generator=g, dtype=dtype)   # noqa: E731
+
+    def mask(B, N, counts):
+        m = torch.zeros(B, N, dtype=torch.bool)
+        for b, c in enumerate(counts):
+            m[b, torch.randperm(N, generator=g)[:c]] = True
+        return m
+    return [
+        ("random (4, 49, 128) logits, 20 of 49 masked per image", (r(4, 49, 128), torch.randint(0, 128, (4, 49), generator=g),
+                                                                  mask(4, 49, [20] * 4))),
+        ("images with different numbers masked (1, 5, 30): every masked token weighs the same",
+         (r(3, 49, 16), torch.randint(0, 16, (3, 49), generator=g), mask(3, 49, [1, 5, 30]))),
+        ("float64, confident logits (size 20)", (20 * r(2, 9, 8, dtype=torch.float64), torch.randint(0, 8, (2, 9), generator=g),
+                                                 mask(2, 9, [4, 4]))),
+        ("edge: one masked token in the batch", (r(2, 4, 5), torch.randint(0, 5, (2, 4), generator=g), mask(2, 4, [0, 1]))),
+    ]
+
+
+def check_mim_loss_kernel(fn) -> Verdict:
+    """``fn(logits, codes, mask) -> scalar`` against BEiT's Eq. 1 (cross-entropy on the masked positions)."""
+    return check_kernel(fn, mim_loss_reference, mim_loss_cases(), name="my_mim_loss",
+                        reference_name="course_lib.transformers.beit.mim_loss",
+                        hint="select the masked positions first (logits[mask] is (|M|, V), codes[mask] is (|M|,)), "
+                             "then take the mean of -log softmax(logits)[code] over them: unmasked positions are not "
+                             "predicted, and every masked token of the batch weighs the same.")

@@ -45,3 +45,22 @@ IGPT_CONFIGS = {
 
 def igpt_notebook_config(profile: str = "auto", **overrides) -> IGPTNotebookConfig:
     return pick(IGPT_CONFIGS, profile, **overrides)
+
+
+@dataclass
+class BEiTNotebookConfig:
+    train_steps: int      # steps of the notebook's visible pre-training loop (a fresh BEiT, batch 128)
+    n_eval: int           # test images for the masked-token accuracy and its baselines
+    n_acc: int            # test images for the fine-tuned classifiers' accuracies (all 10,000 in cpu and gpu)
+    n_probe_train: int    # labelled training images of the linear probes (taken from the 10 % subset)
+
+
+BEIT_CONFIGS = {
+    "smoke": BEiTNotebookConfig(train_steps=3, n_eval=100, n_acc=200, n_probe_train=300),
+    "cpu": BEiTNotebookConfig(train_steps=100, n_eval=2_000, n_acc=10_000, n_probe_train=6_000),
+    "gpu": BEiTNotebookConfig(train_steps=5_000, n_eval=10_000, n_acc=10_000, n_probe_train=6_000),
+}
+
+
+def beit_notebook_config(profile: str = "auto", **overrides) -> BEiTNotebookConfig:
+    return pick(BEIT_CONFIGS, profile, **overrides)

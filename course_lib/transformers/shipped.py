@@ -23,7 +23,7 @@ else is shared.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -90,7 +90,7 @@ def load_model(name: str, device: torch.device | str = "cpu", profile: str = "au
     model = build(name).to(device)
     run = SHIPPED[name]
     if resolve(profile) == "smoke":    # no usable checkpoint in smoke: a stand-in of 2,000 images and 1 epoch
-        run = ShippedRun(run.arch, 2_000, 1, run.lr)
+        run = replace(run, n_train=2_000, epochs=1)
     model.checkpoint_entry = checkpoints.load(name, model, lambda m: train(m, name, run=run), profile=profile)
     return model.eval().requires_grad_(False)
 

@@ -1,6 +1,8 @@
-"""Notebook 17's exercise: the patch embedding written by hand passes in its textbook forms (patchify then a
+"""Notebooks 17 and 18's exercises. 17: the patch embedding written by hand passes in its textbook forms (patchify then a
 matrix product; unfold then a matrix product), and the plausible slips (patches read column by column, a patch
-flattened as (p, p, C), the bias forgotten, the weight not transposed) fail with a hint."""
+flattened as (p, p, C), the bias forgotten, the weight not transposed) fail with a hint. 18: BEiT's masked-token loss
+passes as cross-entropy on the masked positions; the mean over all positions, the inverted mask, a per-image mean
+and the sum fail."""
 
 from __future__ import annotations
 
@@ -53,3 +55,30 @@ def test_patch_embed_rejects_the_slips(wrong, capsys):
 def test_patch_embed_unanswered(capsys):
     assert not passes(checks.check_patch_embed_kernel(lambda x, w, b, p: None))
     assert "Not answered yet" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- notebook 18: the MIM loss
+
+MIM_RIGHT = {
+    "cross_entropy on logits[mask]": lambda lg, c, m: F.cross_entropy(lg[m], c[m]),
+    "log_softmax, gathered, masked mean": lambda lg, c, m: -(lg.log_softmax(-1).gather(-1, c[..., None])[..., 0] * m).sum() / m.sum(),
+}
+MIM_WRONG = {
+    "mean over all positions": lambda lg, c, m: F.cross_entropy(lg.flatten(0, 1), c.flatten()),
+    "mask inverted": lambda lg, c, m: F.cross_entropy(lg[~m], c[~m]) if (~m).any() else lg.sum() * 0,
+    "per-image mean, then mean": lambda lg, c, m: torch.stack([F.cross_entropy(lg[b][m[b]], c[b][m[b]])
+                                                               for b in range(len(m)) if m[b].any()]).mean(),
+    "sum, not mean": lambda lg, c, m: F.cross_entropy(lg[m], c[m], reduction="sum"),
+}
+
+
+@pytest.mark.parametrize("right", list(MIM_RIGHT))
+def test_mim_loss_accepts_the_textbook_forms(right, capsys):
+    assert passes(checks.check_mim_loss_kernel(MIM_RIGHT[right]))
+    assert capsys.readouterr().out.startswith("Correct! my_mim_loss agrees")
+
+
+@pytest.mark.parametrize("wrong", list(MIM_WRONG))
+def test_mim_loss_rejects_the_slips(wrong, capsys):
+    assert not passes(checks.check_mim_loss_kernel(MIM_WRONG[wrong]))
+    assert "Not quite" in capsys.readouterr().out
