@@ -149,3 +149,71 @@ def test_dalle_loss_goes_down():
         loss.backward()
         opt.step()
     assert float(stream_loss(model, text, image)[2].detach()) < 0.2 * first
+
+
+# ------------------------------------------------------------------------------------------------ DALL-E 2
+
+from course_lib.dalle.unclip import (  # noqa: E402
+    EmbeddingConditionalUNet,
+    PriorMLP,
+    eps_from_x0,
+    prior_loss,
+    sample_prior,
+    scaled,
+)
+from course_lib.diffusion import NoiseSchedule  # noqa: E402
+
+
+def test_scaled_and_eps_from_x0_invert_q_sample():
+    z = scaled(randn(5, 64, seed=11))
+    assert torch.allclose(z.norm(dim=1), torch.full((5,), 8.0, dtype=z.dtype))
+    s = NoiseSchedule(1000).double()
+    eps = randn(5, 64, seed=12)
+    for t in (0, 500, 999):
+        xt = s.q_sample(z, t, eps)
+        assert torch.allclose(eps_from_x0(s, z, t, xt), eps, atol=1e-8)
+
+
+def test_prior_shapes_errors_and_sampling():
+    torch.manual_seed(0)
+    prior = PriorMLP(dim=16, hidden=32, depth=2)
+    z, t = torch.randn(4, 16), torch.randint(0, 1000, (4,))
+    assert prior(z, t, torch.randn(4, 16)).shape == (4, 16)
+    with pytest.raises(ValueError, match=r"z_text \(B, 16\)"):
+        prior(z, t, torch.randn(4, 8))
+    out = sample_prior(prior.eval(), NoiseSchedule(1000), torch.randn(3, 16), steps=5, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (3, 16) and torch.allclose(out.norm(dim=1), torch.full((3,), 4.0), atol=1e-5)
+
+
+def test_prior_learns_a_deterministic_map():
+    torch.manual_seed(0)
+    prior, s = PriorMLP(dim=8, hidden=64, depth=2), NoiseSchedule(1000)
+    W = torch.randn(8, 8, generator=torch.Generator().manual_seed(1))
+    zt = scaled(torch.randn(256, 8, generator=torch.Generator().manual_seed(2)))
+    zi = scaled(zt @ W)                                            # the image embedding is a function of the text's
+    opt = torch.optim.AdamW(prior.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(3)
+    first = float(prior_loss(prior, s, zi, zt, g).detach())
+    for _ in range(300):
+        loss = prior_loss(prior, s, zi, zt, g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(prior_loss(prior, s, zi, zt, torch.Generator().manual_seed(4)).detach()) < 0.5 * first
+
+
+def test_decoder_null_embedding_replaces_the_dropped_rows():
+    torch.manual_seed(0)
+    model = EmbeddingConditionalUNet(emb_dim=8, channels=(8, 16, 16)).eval()
+    with torch.no_grad():
+        model.null.normal_()
+    x, t = torch.randn(3, 1, 28, 28), torch.tensor([10, 500, 900])
+    z1, z2 = torch.randn(3, 8), torch.randn(3, 8)
+    keep = torch.tensor([True, False, True])
+    with torch.no_grad():
+        a, b = model(x, t, z1, keep), model(x, t, z2, keep)
+        assert torch.equal(a[1], b[1])                              # dropped: z is not read
+        assert float((a[0] - b[0]).abs().max()) > 1e-5             # kept: z matters
+        assert torch.equal(model(x, t, z1), model(x, t, z1, torch.ones(3, dtype=torch.bool)))
+    with pytest.raises(ValueError, match=r"\(3, 8\)"):
+        model(x, t, torch.randn(3, 4))
