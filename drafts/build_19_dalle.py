@@ -110,7 +110,7 @@ ax.imshow(m, cmap="Blues", vmin=0, vmax=1.4)
 ax.axhline(L - 0.5, color="tab:orange", lw=1.2); ax.axvline(L - 0.5, color="tab:orange", lw=1.2)
 for (y, x, t) in ((L / 2, L / 2, "text -> text\\n(causal)"), (L + N / 2, L / 2, "image -> text\\n(all of it)"),
                   (L + N / 2, L + N / 2, "image -> image\\n(causal)"), (L / 2, L + N / 2, "text -> image\\n(never)")):
-    ax.text(x, y, t, ha="center", va="center", fontsize=8, color="black")
+    ax.text(x, y, t, ha="center", va="center", fontsize=8, bbox=dict(facecolor="white", alpha=0.85, lw=0))
 ax.set(xlabel="key: the token attended to (0-15 caption, 16-64 image)", ylabel="query position",
        title="the stream's attention mask (blue = may attend)")
 plt.tight_layout(); plt.show()
