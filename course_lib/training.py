@@ -136,3 +136,42 @@ def fit(model: nn.Module, images: Tensor, labels: Tensor, epochs: int, batch_siz
                        extra={"losses": torch.stack(losses), "order": order})
     bar.close()
     return {"seconds": time.perf_counter() - start, "losses": torch.stack(losses).tolist() if losses else []}
+
+
+def run_steps(model: nn.Module, steps: int, batch_loss, lr: float, *, weight_decay: float = 0.0,
+              clip_grad: float | None = None, state: Path | None = None, config: dict | None = None,
+              desc: str = "training", progress: bool = True, seed: int = 0, state_every: int = 200) -> dict:
+    """AdamW with a one-cycle learning rate over ``steps`` calls of ``batch_loss(generator) -> loss`` (the batch
+    drawn with that generator), for the generative models' shipped runs. With ``state`` (and the run's ``config``)
+    it saves the training state every ``state_every`` steps and resumes from it when started again.
+
+    Returns {"losses": per-step losses (list), "seconds"}; the model is left in eval mode."""
+    dev = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    run = {"steps": steps, "lr": lr, "weight_decay": weight_decay, "seed": seed, **(config or {})}
+    step, losses, start = 0, [], time.perf_counter()
+    if state is not None and (resumed := load_state(state, model, opt, sched, g, config=run)) is not None:
+        step, extra = resumed
+        losses = list(extra["losses"].to(dev).unbind())
+    model.train()
+    for step in tqdm(range(step, steps), initial=step, total=steps, desc=desc, disable=not progress):
+        loss = batch_loss(g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+        opt.step()
+        sched.step()
+        losses.append(loss.detach())                         # stays on the device: no host sync per step
+        if state is not None and ((step + 1) % state_every == 0 or step + 1 == steps):
+            save_state(state, step + 1, model, opt, sched, g, config=run, extra={"losses": torch.stack(losses)})
+    model.eval()
+    return {"losses": torch.stack(losses).cpu().tolist() if losses else [], "seconds": time.perf_counter() - start}
+
+
+def mean_of(values: list[float], first: int | None = None, last: int | None = None) -> float:
+    """The mean of the first or last n values (all if neither), rounded to 4 decimals: a loss summary."""
+    part = values[:first] if first is not None else values[-last:] if last is not None else values
+    return round(sum(part) / max(len(part), 1), 4)

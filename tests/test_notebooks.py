@@ -160,6 +160,21 @@ EXPECTED = {
                             *(f"{m}_s{s}" for m in ("class_acc", "size_acc", "brightness_acc", "position_acc", "fid")
                               for s in (0, 1, 3)), "sweep_fid_floor", "pixel_seconds_per_image",
                             "latent_seconds_per_image", "latent_speedup", "flops_ratio", "attn_on_item_garment"},
+    "16_image_gpt": {"palette_mean_abs_err", "ar_bits_per_token", "bigram_bits_per_token", "position_bits_per_token",
+                     "unigram_bits_per_token", "judge_acc_top", "judge_acc_completion", "judge_acc_original",
+                     "bert_masked_bits_per_token", "ar_masked_bits_per_token", "probe_pixels",
+                     *(f"probe_{m}_layer{l}" for m in ("ar", "bert") for l in range(5))},
+    "17_vision_transformer": {"timm_parity_rel_err", "vit_notebook_acc", "vit_test_acc", "vit_test_nll", "resnet_test_acc",
+                              "vit_10pct_acc", "resnet_10pct_acc", "gap_10pct_points", "gap_100pct_points",
+                              "vit_acc_shift0", "resnet_acc_shift0", "pos_sim_neighbours", "pos_sim_far",
+                              *(f"attn_dist_layer{l}_{m}" for l in range(1, 5) for m in ("min", "max"))},
+    "18_beit": {"mask_fraction", "mim_acc", "mim_nll_bits", "mim_acc_nearest_visible", "mim_acc_most_frequent",
+                "finetune_10pct_acc", "scratch_10pct_acc", "resnet_10pct_acc", "pretraining_gain_points",
+                "probe_random_vit", "probe_beit", "tokenizer_mse"},
+    "19_dalle": {"image_bits_per_token", "image_bits_wrong_caption", "image_bits_per_position", "best_class_acc",
+                 "decoded_tokens_class_acc", "rerank_acc_first", "rerank_acc_clip", "rerank_acc_oracle"},
+    "20_dalle2": {"zero_shot_bare_acc", "zero_shot_ensemble_acc", "recall1_image_to_caption", "recall1_caption_to_image",
+                  "prior_cos", "text_emb_cos", "retrieval_prior_cos", "true_emb_class_acc"},
 }
 
 
@@ -231,6 +246,15 @@ def test_smoke_execution(path, tmp_path):
         assert metrics["xattn_paths_rel_err"] < 1e-12 and metrics["xattn_pads_rel_err"] < 1e-12
         assert metrics.get("xattn_diffusers_rel_err", 0) < 1e-12 and 0.03 < metrics["caption_dropped_frac"] < 0.2
         assert metrics["flops_ratio"] > 2
+    if path.stem == "16_image_gpt":        # the palette and the counting baselines need no trained network
+        assert metrics["palette_mean_abs_err"] < 0.02 and metrics["judge_acc_original"] > 0.7
+        assert metrics["bigram_bits_per_token"] < metrics["position_bits_per_token"] < metrics["unigram_bits_per_token"] < 4
+    if path.stem == "17_vision_transformer":  # timm parity is exact in any profile
+        assert metrics["timm_parity_rel_err"] < 1e-5 and metrics["resnet_test_acc"] > 0.85
+    if path.stem == "18_beit":             # masking statistics and the tokenizer need no training
+        assert 0.39 < metrics["mask_fraction"] <= 20 / 49 and metrics["tokenizer_mse"] < 0.01
+    if path.stem == "19_dalle":            # the tokenizer's decoded real tokens: the samples' ceiling
+        assert metrics["decoded_tokens_class_acc"] > 0.6
     if path.stem == "13_ddpm":             # the forward-process check and the trivial predictors need no training
         assert metrics["forward_min_ks_p"] > 1e-3 and metrics["forward_wrong_ks_d"] > 0.1
         assert metrics["eps_linear_test_loss"] < metrics["eps_zero_test_loss"] == pytest.approx(1, abs=0.05)

@@ -176,3 +176,39 @@ def test_sigkill_mid_run_resumes_and_never_leaves_a_partial_file(tmp_path):
     assert weights.keys() == reference.keys()
     assert all(torch.equal(weights[k], v) for k, v in reference.items())
     assert not list(tmp_path.glob(".run.state.safetensors.tmp*"))  # temp files of killed writes were cleaned up
+
+
+def test_run_steps_resumes_to_the_same_weights(tmp_path):
+    """``course_lib.training.run_steps`` (the generative chapters' shipped runs): a run interrupted after step 5
+    and started again with the same arguments ends with exactly the weights of an uninterrupted run."""
+    from course_lib.training import run_steps
+
+    torch.set_num_threads(1)
+    data = torch.randn(64, 5, generator=torch.Generator().manual_seed(0))
+
+    def make():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+
+    def loss_of(model, fail_at=None):
+        calls = {"n": 0}
+
+        def batch_loss(g):
+            calls["n"] += 1
+            if fail_at is not None and calls["n"] == fail_at:
+                raise KeyboardInterrupt
+            x = data[torch.randint(64, (16,), generator=g)]
+            return (model(x) - x.sum(1, keepdim=True)).pow(2).mean()
+        return batch_loss
+
+    whole = make()
+    ref = run_steps(whole, 9, loss_of(whole), 1e-2, clip_grad=1.0, progress=False)
+    state = tmp_path / "run.safetensors"
+    first = make()
+    with pytest.raises(KeyboardInterrupt):
+        run_steps(first, 9, loss_of(first, fail_at=6), 1e-2, clip_grad=1.0, state=state, state_every=2, progress=False)
+    resumed = make()
+    out = run_steps(resumed, 9, loss_of(resumed), 1e-2, clip_grad=1.0, state=state, state_every=2, progress=False)
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+    assert out["losses"] == ref["losses"] and len(out["losses"]) == 9

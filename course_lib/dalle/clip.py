@@ -96,47 +96,28 @@ def train_clip(model: CLIP, steps: int, batch_size: int = 128, lr: float = 1e-3,
     """The contrastive loss on 60,000 captioned training images (random +-2-pixel shifts, no flips: "left" must stay
     left); AdamW with a one-cycle learning rate; resumable through ``state``. Metrics: image -> text and
     text -> image recall@1 among 1,000 captioned test pairs."""
-    import time
-
-    from tqdm.auto import tqdm
-
-    from course_lib.resume import load_state, save_state
     from course_lib.text import Tokenizer, caption_dataset
+    from course_lib.training import mean_of, run_steps
 
     dev = next(model.parameters()).device
     data = caption_dataset(60_000, "train", seed=0)
     ids, mask = Tokenizer.for_captions().encode_batch(data.captions, 16)
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    run = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
-    step, losses, start = 0, [], time.perf_counter()
-    if state is not None and (resumed := load_state(state, model, opt, sched, g, config=run)) is not None:
-        step, extra = resumed
-        losses = list(extra["losses"].unbind())
-    model.train()
-    for step in tqdm(range(step, steps), initial=step, total=steps, desc="CLIP", disable=not progress):
+
+    def batch_loss(g: torch.Generator) -> Tensor:
         idx = torch.randint(len(ids), (batch_size,), generator=g)
-        x = shift(data.images[idx], 2, g).to(dev)
-        loss = model(x, ids[idx].to(dev), mask[idx].to(dev))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.detach().cpu())
-        if state is not None and ((step + 1) % 200 == 0 or step + 1 == steps):
-            save_state(state, step + 1, model, opt, sched, g, config=run, extra={"losses": torch.stack(losses)})
-    model.eval()
+        return model(shift(data.images[idx], 2, g).to(dev), ids[idx].to(dev), mask[idx].to(dev))
+
+    result = run_steps(model, steps, batch_loss, lr, weight_decay=0.01, state=state, desc="CLIP", progress=progress,
+                       seed=seed, config={"batch_size": batch_size})
     test = caption_dataset(1_000, "test", seed=0)
     tids, tmask = Tokenizer.for_captions().encode_batch(test.captions, 16)
     with torch.no_grad():
         sim = clip_logits(model.encode_image(test.images.to(dev)), model.encode_text(tids.to(dev), tmask.to(dev)), 0.0)
-    losses = torch.stack(losses).tolist()
+    losses = result["losses"]
     return {"steps": steps, "batch_size": batch_size, "recall1_i2t_1000": round(recall_at_k(sim, 1), 4),
             "recall1_t2i_1000": round(recall_at_k(sim.T, 1), 4), "log_scale": round(float(model.log_scale.detach()), 3),
-            "loss_first200": round(sum(losses[:200]) / len(losses[:200]), 4),
-            "loss_last200": round(sum(losses[-200:]) / len(losses[-200:]), 4),
-            "seconds": round(time.perf_counter() - start, 1)}
+            "loss_first200": mean_of(losses, first=200), "loss_last200": mean_of(losses, last=200),
+            "seconds": round(result["seconds"], 1)}
 
 
 def shift(x: Tensor, s: int, generator: torch.Generator | None = None) -> Tensor:

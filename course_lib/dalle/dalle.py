@@ -108,43 +108,25 @@ def train_dalle(model: DALLE, steps: int, batch_size: int = 64, lr: float = 1e-3
     """The stream loss on 60,000 captioned training images (``course_lib.dalle.data.token_pairs``); AdamW with a
     one-cycle learning rate; resumable through ``state``. Metrics: the text and image cross-entropies (nats per
     token) of 2,000 captioned test images."""
-    import time
-
-    from tqdm.auto import tqdm
-
     from course_lib.dalle.data import token_pairs
-    from course_lib.resume import load_state, save_state
+    from course_lib.training import mean_of, run_steps
 
     dev = next(model.parameters()).device
     data = token_pairs(60_000, "train", seed=0)
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    run = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
-    step, losses, start = 0, [], time.perf_counter()
-    if state is not None and (resumed := load_state(state, model, opt, sched, g, config=run)) is not None:
-        step, extra = resumed
-        losses = list(extra["losses"].unbind())
-    model.train()
-    for step in tqdm(range(step, steps), initial=step, total=steps, desc="DALL-E", disable=not progress):
+
+    def batch_loss(g: torch.Generator) -> Tensor:
         idx = torch.randint(len(data.text), (batch_size,), generator=g)
-        loss, _, ce_image = stream_loss(model, data.text[idx].to(dev), data.codes[idx].to(dev))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(ce_image.detach().cpu())
-        if state is not None and ((step + 1) % 200 == 0 or step + 1 == steps):
-            save_state(state, step + 1, model, opt, sched, g, config=run, extra={"losses": torch.stack(losses)})
-    model.eval()
+        return stream_loss(model, data.text[idx].to(dev), data.codes[idx].to(dev))[0]
+
+    result = run_steps(model, steps, batch_loss, lr, weight_decay=0.01, state=state, desc="DALL-E", progress=progress,
+                       seed=seed, config={"batch_size": batch_size})
     test = token_pairs(2_000, "test", seed=0)
     with torch.no_grad():
         parts = [stream_loss(model, test.text[i:i + 500].to(dev), test.codes[i:i + 500].to(dev))
                  for i in range(0, 2_000, 500)]
-    losses = torch.stack(losses).tolist()
+    losses = result["losses"]
     return {"steps": steps, "batch_size": batch_size,
             "test_text_nats_2000": round(float(torch.stack([p[1] for p in parts]).mean()), 4),
             "test_image_nats_2000": round(float(torch.stack([p[2] for p in parts]).mean()), 4),
-            "image_loss_first200": round(sum(losses[:200]) / len(losses[:200]), 4),
-            "image_loss_last200": round(sum(losses[-200:]) / len(losses[-200:]), 4),
-            "seconds": round(time.perf_counter() - start, 1)}
+            "loss_first200": mean_of(losses, first=200), "loss_last200": mean_of(losses, last=200),
+            "seconds": round(result["seconds"], 1)}

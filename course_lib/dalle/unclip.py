@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from course_lib.diffusion.schedule import NoiseSchedule
 from course_lib.diffusion.unet import UNet, sinusoidal_embedding
+from course_lib.training import mean_of, run_steps
 
 
 def scaled(z: Tensor) -> Tensor:
@@ -121,37 +122,6 @@ def clip_embeddings(clip, images: Tensor, ids: Tensor, mask: Tensor, batch_size:
     return scaled(zi), scaled(zt)
 
 
-def _loop(model: nn.Module, steps: int, lr: float, batch_fn, state, name: str, progress: bool, seed: int,
-          run: dict) -> tuple[list[float], float]:
-    """AdamW + one-cycle over ``batch_fn(generator) -> loss``; resumable through ``state``."""
-    import time
-
-    from tqdm.auto import tqdm
-
-    from course_lib.resume import load_state, save_state
-
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    step, losses, start = 0, [], time.perf_counter()
-    if state is not None and (resumed := load_state(state, model, opt, sched, g, config=run)) is not None:
-        step, extra = resumed
-        losses = list(extra["losses"].unbind())
-    model.train()
-    for step in tqdm(range(step, steps), initial=step, total=steps, desc=name, disable=not progress):
-        loss = batch_fn(g)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(loss.detach().cpu())
-        if state is not None and ((step + 1) % 200 == 0 or step + 1 == steps):
-            save_state(state, step + 1, model, opt, sched, g, config=run, extra={"losses": torch.stack(losses)})
-    model.eval()
-    return torch.stack(losses).tolist(), time.perf_counter() - start
-
-
 def _caption_embeddings(clip, n: int, split: str) -> tuple[Tensor, Tensor, object]:
     from course_lib.text import Tokenizer, caption_dataset
 
@@ -174,15 +144,16 @@ def train_prior(prior: PriorMLP, clip, steps: int, batch_size: int = 256, lr: fl
         idx = torch.randint(len(zi), (batch_size,), generator=g)
         return prior_loss(prior, schedule, zi[idx].to(dev), zt[idx].to(dev), g)
 
-    losses, seconds = _loop(prior, steps, lr, batch, state, "DALL-E 2 prior", progress, seed,
-                            {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed})
+    result = run_steps(prior, steps, batch, lr, clip_grad=1.0, state=state, desc="DALL-E 2 prior", progress=progress,
+                       seed=seed, config={"batch_size": batch_size})
+    losses, seconds = result["losses"], result["seconds"]
     zi_test, zt_test, _ = _caption_embeddings(clip, 2_000, "test")
     z = sample_prior(prior, schedule, zt_test.to(dev), 50, torch.Generator().manual_seed(1)).cpu()
     return {"steps": steps, "batch_size": batch_size,
             "cos_prior_2000": round(float(F.cosine_similarity(z, zi_test).mean()), 4),
             "cos_text_baseline_2000": round(float(F.cosine_similarity(zt_test, zi_test).mean()), 4),
-            "loss_first200": round(sum(losses[:200]) / len(losses[:200]), 4),
-            "loss_last200": round(sum(losses[-200:]) / len(losses[-200:]), 4), "seconds": round(seconds, 1)}
+            "loss_first200": mean_of(losses, first=200), "loss_last200": mean_of(losses, last=200),
+            "seconds": round(seconds, 1)}
 
 
 @torch.no_grad()
@@ -218,8 +189,9 @@ def train_decoder(model: EmbeddingConditionalUNet, clip, steps: int, batch_size:
         eps = torch.randn(x0.shape, generator=g).to(dev)
         return (eps - model(schedule.q_sample(x0, t, eps), t, z, keep)).pow(2).mean()
 
-    losses, seconds = _loop(model, steps, lr, batch, state, "DALL-E 2 decoder", progress, seed,
-                            {"steps": steps, "batch_size": batch_size, "lr": lr, "p_uncond": p_uncond, "seed": seed})
+    result = run_steps(model, steps, batch, lr, clip_grad=1.0, state=state, desc="DALL-E 2 decoder", progress=progress,
+                       seed=seed, config={"batch_size": batch_size, "p_uncond": p_uncond})
+    losses, seconds = result["losses"], result["seconds"]
     return {"steps": steps, "batch_size": batch_size,
-            "loss_first500": round(sum(losses[:500]) / len(losses[:500]), 4),
-            "loss_last500": round(sum(losses[-500:]) / len(losses[-500:]), 4), "seconds": round(seconds, 1)}
+            "loss_first500": mean_of(losses, first=500), "loss_last500": mean_of(losses, last=500),
+            "seconds": round(seconds, 1)}

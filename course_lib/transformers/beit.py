@@ -107,49 +107,28 @@ def train_beit(model: BEiT, steps: int, batch_size: int = 128, lr: float = 1e-3,
     """Masked image modelling on Fashion-MNIST train (no labels): random flips and +-2-pixel shifts, the visual
     tokens of the shifted image from chapter 08's tokenizer, blockwise masks of ``ratio``; AdamW with a one-cycle
     learning rate. Resumable through ``state``. Metrics: masked-token accuracy and NLL on 2,000 test images."""
-    import time
-
-    from tqdm.auto import tqdm
-
     from course_lib.data import fashion_mnist
-    from course_lib.resume import load_state, save_state
-    from course_lib.training import augment
+    from course_lib.training import augment, mean_of, run_steps
     from course_lib.vq.vqvae import load_tokenizer
 
     dev = next(model.parameters()).device
     tokenizer = load_tokenizer(dev, "cpu").requires_grad_(False)
     images = fashion_mnist("train").images
     grid = model.vit.patch_embed.img_size // model.vit.patch_embed.patch_size
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    run = {"steps": steps, "batch_size": batch_size, "lr": lr, "ratio": ratio, "seed": seed}
-    step, losses, start = 0, [], time.perf_counter()
-    if state is not None and (resumed := load_state(state, model, opt, sched, g, config=run)) is not None:
-        step, extra = resumed
-        losses = list(extra["losses"].unbind())
-    model.train()
-    for step in tqdm(range(step, steps), initial=step, total=steps, desc="BEiT pre-training", disable=not progress):
+
+    def batch_loss(g: torch.Generator) -> Tensor:
         x = augment(images[torch.randint(len(images), (batch_size,), generator=g)], g).to(dev)
         with torch.no_grad():
             codes = tokenizer.encode_tokens(x).flatten(1)                          # (B, 49)
-        loss, _ = mim_loss(model, x, codes, masks(batch_size, grid, ratio, g).to(dev))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.detach().cpu())
-        if state is not None and ((step + 1) % 200 == 0 or step + 1 == steps):
-            save_state(state, step + 1, model, opt, sched, g, config=run, extra={"losses": torch.stack(losses)})
-    model.eval()
+        return mim_loss(model, x, codes, masks(batch_size, grid, ratio, g).to(dev))[0]
+
+    result = run_steps(model, steps, batch_loss, lr, weight_decay=0.05, state=state, desc="BEiT pre-training",
+                       progress=progress, seed=seed, config={"batch_size": batch_size, "ratio": ratio})
     test = fashion_mnist("test").images[:2_000].to(dev)
-    gt = torch.Generator().manual_seed(1)
     with torch.no_grad():
         codes = tokenizer.encode_tokens(test).flatten(1)
-        M = masks(len(test), grid, ratio, gt).to(dev)
-        nll, acc = mim_loss(model, test, codes, M)
-    losses = torch.stack(losses).tolist()
+        nll, acc = mim_loss(model, test, codes, masks(len(test), grid, ratio, torch.Generator().manual_seed(1)).to(dev))
+    losses = result["losses"]
     return {"steps": steps, "batch_size": batch_size, "mim_acc_2000": round(float(acc), 4),
-            "mim_nll_2000": round(float(nll), 4), "loss_first200": round(sum(losses[:200]) / len(losses[:200]), 4),
-            "loss_last200": round(sum(losses[-200:]) / len(losses[-200:]), 4),
-            "seconds": round(time.perf_counter() - start, 1)}
+            "mim_nll_2000": round(float(nll), 4), "loss_first200": mean_of(losses, first=200),
+            "loss_last200": mean_of(losses, last=200), "seconds": round(result["seconds"], 1)}

@@ -170,44 +170,27 @@ def train_igpt(model: ImageGPT, steps: int, batch_size: int = 64, lr: float = 1e
     """AdamW with a one-cycle learning rate on Fashion-MNIST train, Eq. 1 (causal) or Eq. 2 (BERT); the palette
     fitted first and stored in ``model.palette``. Resumable through ``state``. Metrics: test NLL in bits per token
     (AR: of every token; BERT: of the masked ones) on 2,000 test images."""
-    import time
-
-    from tqdm.auto import tqdm
-
     from course_lib.data import fashion_mnist
-    from course_lib.resume import load_state, save_state
+    from course_lib.training import mean_of, run_steps
 
     train = fashion_mnist("train")
     with torch.no_grad():
         model.palette.copy_(fit_palette(train.images))
     tokens = quantize(to_sequence_images(train.images), model.palette)          # (60000, 196)
     dev = next(model.parameters()).device
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    run = {"steps": steps, "batch_size": batch_size, "lr": lr, "causal": model.causal, "seed": seed}
-    step, losses, start = 0, [], time.perf_counter()
-    if state is not None and (resumed := load_state(state, model, opt, sched, g, config=run)) is not None:
-        step, extra = resumed
-        losses = list(extra["losses"].to(dev).unbind())
-    for step in tqdm(range(step, steps), initial=step, total=steps, desc="iGPT", disable=not progress):
+
+    def batch_loss(g: torch.Generator) -> Tensor:
         x = tokens[torch.randint(len(tokens), (batch_size,), generator=g)].to(dev)
-        loss = ar_loss(model, x) if model.causal else bert_loss(model, x, mask_p, g)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.detach())                       # no host sync in the loop
-        if state is not None and ((step + 1) % 200 == 0 or step + 1 == steps):
-            save_state(state, step + 1, model, opt, sched, g, config=run, extra={"losses": torch.stack(losses)})
-    losses = torch.stack(losses).tolist()
+        return ar_loss(model, x) if model.causal else bert_loss(model, x, mask_p, g)
+
+    result = run_steps(model, steps, batch_loss, lr, weight_decay=0.01, state=state, desc="iGPT", progress=progress,
+                       seed=seed, config={"batch_size": batch_size, "causal": model.causal, "mask_p": mask_p})
     test = quantize(to_sequence_images(fashion_mnist("test").images[:2_000]), model.palette).to(dev)
-    model.eval()
     with torch.no_grad():
         g_eval = torch.Generator().manual_seed(1)
         nll = float(torch.stack([ar_loss(model, test[i:i + 500]) if model.causal else
                                  bert_loss(model, test[i:i + 500], mask_p, g_eval) for i in range(0, len(test), 500)]).mean())
+    losses = result["losses"]
     return {"steps": steps, "batch_size": batch_size, "test_bits_per_token_2000": round(nll / math.log(2), 4),
-            "loss_first200": round(sum(losses[:200]) / len(losses[:200]), 4),
-            "loss_last200": round(sum(losses[-200:]) / len(losses[-200:]), 4),
-            "seconds": round(time.perf_counter() - start, 1)}
+            "loss_first200": mean_of(losses, first=200), "loss_last200": mean_of(losses, last=200),
+            "seconds": round(result["seconds"], 1)}
