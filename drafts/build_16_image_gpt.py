@@ -5,28 +5,17 @@ against its outputs); rebuild, then re-execute with `python -m course_lib run --
 import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+sys.path.insert(0, str(Path(__file__).parent))
 
-sys.path.insert(0, ".")
-from course_lib.notebook_cells import repository_url, setup_cell  # noqa: E402
+from notebook_builder import NotebookBuilder
 
-URL = repository_url(Path("."))
-OWNER_REPO = URL.removeprefix("https://github.com/")
-NAME = "16_image_gpt.ipynb"
-
-cells = []
-md = lambda s: cells.append(new_markdown_cell(s.strip("\n")))                                    # noqa: E731
-code = lambda s, tags=None: cells.append(new_code_cell(s.strip("\n"), metadata={"tags": tags or []}))  # noqa: E731
-
-TEXT = {k: "" for k in ("palette", "nll", "completions", "bert", "probes")}
-if Path("drafts/text_16.py").exists():
-    exec(Path("drafts/text_16.py").read_text(), TEXT)
+b = NotebookBuilder("16_image_gpt.ipynb", ('palette', 'nll', 'completions', 'bert', 'probes'), "drafts/text_16.py")
+md, code = b.md, b.code
 
 md(f"""
 # 16 · Image GPT: a language model on pixels
 
-[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/{OWNER_REPO}/blob/main/notebooks/{NAME})
+{b.badge}
 
 The notes' "Image GPT" (Chen et al. 2020, *Generative Pretraining from Pixels*): *directly use GPT on pixels;
 tested both autoregressive and BERT-like training.* No convolution, no patch, no 2-D anything: an image is read
@@ -44,8 +33,7 @@ as a sequence of pixels in raster order, and a transformer learns to predict the
 The models of sections 3–5 are the shipped checkpoints `igpt_ar` and `igpt_bert` (`python -m course_lib
 checkpoints igpt_ar` retrains one).
 """)
-code(setup_cell(URL))
-code('PROFILE = "auto"  # smoke | cpu | gpu | auto (gpu with CUDA, else cpu); papermill sets it', ["parameters"])
+b.setup_and_parameters()
 code("""
 import math
 import time
@@ -104,7 +92,7 @@ quant_err = float((dequantize(quantize(test_small, palette), palette, SIDE) - te
 print(f"mean |quantized - original| on {cfg.n_eval} test images: {quant_err:.4f} (intensities in [0, 1])")
 record("palette_mean_abs_err", quant_err)
 """)
-md(TEXT["palette"] or "PALETTE_DISCUSSION")
+b.discussion("palette")
 
 md(r"""
 ## 2 · Attention with a mask
@@ -229,11 +217,17 @@ print(f"test NLL on {cfg.n_eval} images, bits per token (x 196 = bits per image)
 for k, v in table.items():
     print(f"  {k:24s} {v:6.3f}   ({v * SIDE * SIDE:6.0f} bits per image)")
 record("ar_bits_per_token", ar_bits)
+from course_lib import checkpoints
+vae = checkpoints.read_manifest(checkpoints.shipped_dir())["vae_latent16"]["metrics"]
+vae_bits = vae["nll_k100"] / math.log(2)
+print(f"chapter 07's VAE (16-D latent): {vae['nll_k100']:.1f} nats = {vae_bits:.0f} bits per binarized 28 x 28 image, "
+      f"{vae_bits / 784:.3f} bits per binary pixel -- another data set (784 binary pixels, not 196 tokens of 16 levels)")
+record("vae_bits_per_dim", vae_bits / 784)
 record("bigram_bits_per_token", table["bigram (left neighbour)"])
 record("position_bits_per_token", table["per position"])
 record("unigram_bits_per_token", table["unigram"])
 """)
-md(TEXT["nll"] or "NLL_DISCUSSION")
+b.discussion("nll")
 
 md("""
 ### Completions
@@ -280,7 +274,7 @@ for k, imgs in judged.items():
     print(f"  {k:30s} {acc:.3f}")
     record("judge_acc_" + k.split(" ")[0].replace("iGPT", "completion").replace("quantized", "original"), acc)
 """)
-md(TEXT["completions"] or "COMPLETIONS_DISCUSSION")
+b.discussion("completions")
 
 md(r"""
 ## 4 · The BERT-style variant
@@ -329,7 +323,7 @@ plots.image_grid(torch.cat([marked, up_rgb(filled), up_rgb(test_tokens[idx])]),
                  ["hidden (red)"] + [""] * 5 + ["BERT's fill (argmax)"] + [""] * 5 + ["original"] + [""] * 5, ncols=6, scale=1.2)
 plt.show()
 """)
-md(TEXT["bert"] or "BERT_DISCUSSION")
+b.discussion("bert")
 
 md("""
 ## 5 · Linear probes, layer by layer
@@ -401,7 +395,7 @@ best = max(range(len(acc["AR"])), key=lambda l: acc["AR"][l])
 check_prediction(my_prediction, best, range(len(acc["AR"])),
                  why=f"the AR model's probe peaks at layer {best} ({acc['AR'][best]:.3f}); its last layer gives {acc['AR'][-1]:.3f}.")
 """)
-md(TEXT["probes"] or "PROBES_DISCUSSION")
+b.discussion("probes")
 
 md("""
 ## What to remember
@@ -415,9 +409,4 @@ md("""
 - Features for a downstream task are read from inside the network, and the best layer is found by measuring.
 """)
 
-nb = new_notebook(cells=cells, metadata={"kernelspec": {"display_name": "Python 3", "language": "python",
-                                                         "name": "python3"},
-                                         "language_info": {"name": "python"}})
-out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("notebooks") / NAME
-nbformat.write(nb, out)
-print(f"wrote {out} ({len(cells)} cells)")
+b.write()

@@ -1,39 +1,21 @@
 """Writes notebooks/17_vision_transformer.ipynb (or the path given): `python drafts/build_17_vit.py [out]`.
 
-The prose that discusses measured numbers is in TEXT below, written after a cpu run and checked against its
-outputs; rebuild, then re-execute with `python -m course_lib run --profile cpu --inplace`."""
+The prose that discusses measured numbers is in drafts/text_17.py, written after a cpu run and checked against
+its outputs; rebuild, then re-execute with `python -m course_lib run --profile cpu --inplace`."""
 import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+sys.path.insert(0, str(Path(__file__).parent))
 
-sys.path.insert(0, ".")
-from course_lib.notebook_cells import repository_url, setup_cell  # noqa: E402
+from notebook_builder import NotebookBuilder
 
-URL = repository_url(Path("."))
-OWNER_REPO = URL.removeprefix("https://github.com/")
-NAME = "17_vision_transformer.ipynb"
-
-cells = []
-md = lambda s: cells.append(new_markdown_cell(s.strip("\n")))                                    # noqa: E731
-code = lambda s, tags=None: cells.append(new_code_cell(s.strip("\n"), metadata={"tags": tags or []}))  # noqa: E731
-
-TEXT = {
-    "trained": "",
-    "data": "",
-    "shift": "",
-    "pos": "",
-    "maps": "",
-    "distance": "",
-}
-if Path("drafts/text_17.py").exists():
-    exec(Path("drafts/text_17.py").read_text(), TEXT)
+b = NotebookBuilder("17_vision_transformer.ipynb", ('trained', 'data', 'shift', 'pos', 'maps', 'distance'), "drafts/text_17.py")
+md, code = b.md, b.code
 
 md(f"""
 # 17 · The Vision Transformer
 
-[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/{OWNER_REPO}/blob/main/notebooks/{NAME})
+{b.badge}
 
 The notes' "Vision Transformer" (Dosovitskiy et al. 2021, *An Image is Worth 16x16 Words*): cut the image into
 patches, embed each patch linearly, add a learned position, and hand the sequence to a plain transformer encoder.
@@ -53,8 +35,7 @@ token, and self-attention is global from the first layer. Here we build it and m
 The models of sections 3–5 are shipped checkpoints (`vit_fmnist`, `vit_fmnist_10pct`, `resnet_fmnist_10pct`, and
 chapter 01's judge `fmnist_classifier`); `python -m course_lib checkpoints vit_fmnist` retrains one.
 """)
-code(setup_cell(URL))
-code('PROFILE = "auto"  # smoke | cpu | gpu | auto (gpu with CUDA, else cpu); papermill sets it', ["parameters"])
+b.setup_and_parameters()
 code("""
 import inspect
 import math
@@ -293,7 +274,7 @@ ax.set_xticks(range(10), names, rotation=30, fontsize=8)
 ax.set(ylabel="accuracy", ylim=(0.5, 1.0), title="per-class test accuracy, 100 % of the training data")
 ax.legend(fontsize=8, loc="lower left"); plt.tight_layout(); plt.show()
 """)
-md(TEXT["trained"] or "TRAINED_DISCUSSION")
+b.discussion("trained")
 
 md("""
 ## 5 · Inductive bias, measured
@@ -335,7 +316,7 @@ measured = ("ViT wins" if gap_small < 0 else "under 2 points" if gap_small < 2 e
 check_prediction(my_prediction, measured, ("ViT wins", "under 2 points", "2 to 5 points", "5 points or more"),
                  why=f"the ResNet leads by {gap_small:.1f} points with 6,000 images and by {gap_full:.1f} with 60,000.")
 """)
-md(TEXT["data"] or "DATA_DISCUSSION")
+b.discussion("data")
 
 md("""
 ### Translation
@@ -365,7 +346,7 @@ for m, accs in shift_acc.items():
     for s, a in zip(cfg.shifts, accs):
         record(f"{m.lower()}_acc_shift{s}", a)
 """)
-md(TEXT["shift"] or "SHIFT_DISCUSSION")
+b.discussion("shift")
 
 md("""
 ### What the position embeddings learned
@@ -397,7 +378,7 @@ print(f"mean similarity to the 4-neighbours: {float(sim[neighbours].mean()):.3f}
 record("pos_sim_neighbours", sim[neighbours].mean())
 record("pos_sim_far", sim[(dist >= 4) & off].mean())
 """)
-md(TEXT["pos"] or "POS_DISCUSSION")
+b.discussion("pos")
 
 md(r"""
 ## 6 · Where the ViT looks
@@ -438,7 +419,7 @@ for ax in axes.flat:
     ax.set_xticks([]); ax.set_yticks([])
 plt.tight_layout(); plt.show()
 """)
-md(TEXT["maps"] or "MAPS_DISCUSSION")
+b.discussion("maps")
 
 md(r"""
 ### Attention distance
@@ -467,7 +448,7 @@ for l in range(len(maps)):
     record(f"attn_dist_layer{l + 1}_min", head_dist[l].min())
     record(f"attn_dist_layer{l + 1}_max", head_dist[l].max())
 """)
-md(TEXT["distance"] or "DISTANCE_DISCUSSION")
+b.discussion("distance")
 
 md("""
 ## What to remember
@@ -483,9 +464,4 @@ Next, chapter 18 (BEiT) pre-trains this same ViT without labels, by predicting t
 and asks whether that makes up for the missing inductive bias when labels are scarce.
 """)
 
-nb = new_notebook(cells=cells, metadata={"kernelspec": {"display_name": "Python 3", "language": "python",
-                                                         "name": "python3"},
-                                         "language_info": {"name": "python"}})
-out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("notebooks") / NAME
-nbformat.write(nb, out)
-print(f"wrote {out} ({len(cells)} cells)")
+b.write()

@@ -5,28 +5,17 @@ against its outputs); rebuild, then re-execute with `python -m course_lib run --
 import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+sys.path.insert(0, str(Path(__file__).parent))
 
-sys.path.insert(0, ".")
-from course_lib.notebook_cells import repository_url, setup_cell  # noqa: E402
+from notebook_builder import NotebookBuilder
 
-URL = repository_url(Path("."))
-OWNER_REPO = URL.removeprefix("https://github.com/")
-NAME = "18_beit.ipynb"
-
-cells = []
-md = lambda s: cells.append(new_markdown_cell(s.strip("\n")))                                    # noqa: E731
-code = lambda s, tags=None: cells.append(new_code_cell(s.strip("\n"), metadata={"tags": tags or []}))  # noqa: E731
-
-TEXT = {k: "" for k in ("masks", "mim", "finetune", "vae")}
-if Path("drafts/text_18.py").exists():
-    exec(Path("drafts/text_18.py").read_text(), TEXT)
+b = NotebookBuilder("18_beit.ipynb", ('masks', 'mim', 'finetune', 'vae'), "drafts/text_18.py")
+md, code = b.md, b.code
 
 md(f"""
 # 18 · BEiT: BERT pre-training of image transformers
 
-[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/{OWNER_REPO}/blob/main/notebooks/{NAME})
+{b.badge}
 
 The notes' "BEiT" (Bao et al. 2022): *BEiT models are regular Vision Transformers, but pre-trained in a
 self-supervised way rather than supervised* — and, unlike Image GPT (chapter 16), with vision-specific pieces:
@@ -46,8 +35,7 @@ The models of sections 3–4 are shipped checkpoints: `beit_pretrain` (5,000 ste
 training images without their labels), `beit_finetune_10pct`, and chapter 17's `vit_fmnist_10pct` and
 `resnet_fmnist_10pct`.
 """)
-code(setup_cell(URL))
-code('PROFILE = "auto"  # smoke | cpu | gpu | auto (gpu with CUDA, else cpu); papermill sets it', ["parameters"])
+b.setup_and_parameters()
 code("""
 import math
 import time
@@ -130,7 +118,7 @@ right = (many.view(-1, 7, 7)[:, :, :-1] & many.view(-1, 7, 7)[:, :, 1:]).sum() /
 print(f"P(right neighbour masked | masked) = {float(right):.2f} (a random mask of 20 patches: {19 / 48:.2f})")
 record("mask_fraction", many.float().mean())
 """)
-md(TEXT["masks"] or "MASKS_DISCUSSION")
+b.discussion("masks")
 
 md(r"""
 ## 3 · Masked image modelling
@@ -247,7 +235,7 @@ plots.image_grid(torch.cat([hidden, recon_pred, recon_true]),
                  ncols=6, scale=1.2)
 plt.show()
 """)
-md(TEXT["mim"] or "MIM_DISCUSSION")
+b.discussion("mim")
 
 md("""
 ## 4 · Fine-tuning with 10 % of the labels
@@ -315,7 +303,7 @@ for k, v in probes.items():
 record("probe_random_vit", probes["random ViT (no training)"])
 record("probe_beit", probes["BEiT pre-trained ViT"])
 """)
-md(TEXT["finetune"] or "FINETUNE_DISCUSSION")
+b.discussion("finetune")
 
 md(r"""
 ## 5 · BEiT as a variational autoencoder
@@ -348,7 +336,7 @@ print(f"the masked tokens of one image ({n_masked:.0f} of 49): {n_masked * nll_b
       f"prior, {n_masked * 7:.0f} bits with the uniform one")
 record("tokenizer_mse", mse)
 """)
-md(TEXT["vae"] or "VAE_DISCUSSION")
+b.discussion("vae")
 
 md("""
 ## What to remember
@@ -362,9 +350,4 @@ md("""
 - What pre-training is worth is measured by fine-tuning with few labels against the same model from scratch.
 """)
 
-nb = new_notebook(cells=cells, metadata={"kernelspec": {"display_name": "Python 3", "language": "python",
-                                                         "name": "python3"},
-                                         "language_info": {"name": "python"}})
-out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("notebooks") / NAME
-nbformat.write(nb, out)
-print(f"wrote {out} ({len(cells)} cells)")
+b.write()

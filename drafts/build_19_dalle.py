@@ -5,28 +5,17 @@ against its outputs); rebuild, then re-execute with `python -m course_lib run --
 import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+sys.path.insert(0, str(Path(__file__).parent))
 
-sys.path.insert(0, ".")
-from course_lib.notebook_cells import repository_url, setup_cell  # noqa: E402
+from notebook_builder import NotebookBuilder
 
-URL = repository_url(Path("."))
-OWNER_REPO = URL.removeprefix("https://github.com/")
-NAME = "19_dalle.ipynb"
-
-cells = []
-md = lambda s: cells.append(new_markdown_cell(s.strip("\n")))                                    # noqa: E731
-code = lambda s, tags=None: cells.append(new_code_cell(s.strip("\n"), metadata={"tags": tags or []}))  # noqa: E731
-
-TEXT = {k: "" for k in ("nll", "samples", "sweep", "rerank")}
-if Path("drafts/text_19.py").exists():
-    exec(Path("drafts/text_19.py").read_text(), TEXT)
+b = NotebookBuilder("19_dalle.ipynb", ('nll', 'samples', 'sweep', 'rerank'), "drafts/text_19.py")
+md, code = b.md, b.code
 
 md(f"""
 # 19 · DALL·E: text and image as one stream of tokens
 
-[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/{OWNER_REPO}/blob/main/notebooks/{NAME})
+{b.badge}
 
 The notes' "DALL·E" (Ramesh et al. 2021): *a simple decoder-only transformer that receives both the text and the
 image as a single stream of tokens and models all of them autoregressively*, in two steps:
@@ -45,8 +34,7 @@ model; DALL·E reranks 512 samples) gains.
 The model graded from section 3 on is the shipped checkpoint `dalle` (`python -m course_lib checkpoints dalle`
 retrains it).
 """)
-code(setup_cell(URL))
-code('PROFILE = "auto"  # smoke | cpu | gpu | auto (gpu with CUDA, else cpu); papermill sets it', ["parameters"])
+b.setup_and_parameters()
 code("""
 import math
 import textwrap
@@ -172,7 +160,7 @@ record("image_bits_per_token", ce_image / math.log(2))
 record("image_bits_wrong_caption", wrong / math.log(2))
 record("image_bits_per_position", per_pos / math.log(2))
 """)
-md(TEXT["nll"] or "NLL_DISCUSSION")
+b.discussion("nll")
 
 md("""
 ## 3 · Sampling
@@ -228,7 +216,7 @@ print(f"{len(grid)} samples in {time.perf_counter() - start:.1f} s (temperature 
 plots.image_grid(grid, sum(([textwrap.fill(c, 24)] + [""] * 5 for c in captions), []), ncols=6, scale=1.6)
 plt.show()
 """)
-md(TEXT["samples"] or "SAMPLES_DISCUSSION")
+b.discussion("samples")
 
 md("""
 ### Measured: does the sample show the caption?
@@ -272,7 +260,7 @@ best = max(cfg.settings, key=lambda s: rows[f"DALL-E, T={s[0]:g}, top-k={s[1]}"]
 record("best_class_acc", rows[f"DALL-E, T={best[0]:g}, top-k={best[1]}"]["class"])
 record("decoded_tokens_class_acc", rows["their tokens, decoded"]["class"])
 """)
-md(TEXT["sweep"] or "SWEEP_DISCUSSION")
+b.discussion("sweep")
 
 md("""
 ## 4 · Reranking with CLIP
@@ -333,7 +321,7 @@ plt.show()
 for i in show:
     print(f"row {int(i)}: {real.captions[int(i)]}")
 """)
-md(TEXT["rerank"] or "RERANK_DISCUSSION")
+b.discussion("rerank")
 
 md("""
 ## What to remember
@@ -345,9 +333,4 @@ md("""
 - Reranking many samples with a contrastive text-image model buys accuracy with compute.
 """)
 
-nb = new_notebook(cells=cells, metadata={"kernelspec": {"display_name": "Python 3", "language": "python",
-                                                         "name": "python3"},
-                                         "language_info": {"name": "python"}})
-out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("notebooks") / NAME
-nbformat.write(nb, out)
-print(f"wrote {out} ({len(cells)} cells)")
+b.write()

@@ -5,28 +5,17 @@ against its outputs); rebuild, then re-execute with `python -m course_lib run --
 import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+sys.path.insert(0, str(Path(__file__).parent))
 
-sys.path.insert(0, ".")
-from course_lib.notebook_cells import repository_url, setup_cell  # noqa: E402
+from notebook_builder import NotebookBuilder
 
-URL = repository_url(Path("."))
-OWNER_REPO = URL.removeprefix("https://github.com/")
-NAME = "20_dalle2.ipynb"
-
-cells = []
-md = lambda s: cells.append(new_markdown_cell(s.strip("\n")))                                    # noqa: E731
-code = lambda s, tags=None: cells.append(new_code_cell(s.strip("\n"), metadata={"tags": tags or []}))  # noqa: E731
-
-TEXT = {k: "" for k in ("clip", "prior", "decoder", "samples", "variations")}
-if Path("drafts/text_20.py").exists():
-    exec(Path("drafts/text_20.py").read_text(), TEXT)
+b = NotebookBuilder("20_dalle2.ipynb", ('clip', 'prior', 'decoder', 'samples', 'variations'), "drafts/text_20.py")
+md, code = b.md, b.code
 
 md(f"""
 # 20 · DALL·E 2: CLIP, a prior and a diffusion decoder
 
-[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/{OWNER_REPO}/blob/main/notebooks/{NAME})
+{b.badge}
 
 The notes' "DALL·E 2" (Ramesh et al. 2022): *train a prior that generates a CLIP image embedding given a text
 caption, and a decoder that generates an image conditioned on the image embedding (diffusion).* Three models:
@@ -44,8 +33,7 @@ caption, and a decoder that generates an image conditioned on the image embeddin
 Everything trains on chapter 15's captioned Fashion-MNIST. The shipped checkpoints are `clip`, `unclip_prior` and
 `unclip_decoder` (`python -m course_lib checkpoints clip` retrains one).
 """)
-code(setup_cell(URL))
-code('PROFILE = "auto"  # smoke | cpu | gpu | auto (gpu with CUDA, else cpu); papermill sets it', ["parameters"])
+b.setup_and_parameters()
 code("""
 import math
 import textwrap
@@ -181,7 +169,7 @@ fig.colorbar(im, ax=ax); plt.tight_layout(); plt.show()
 for j in range(4):
     print(f"caption {j}: {test.captions[j]}")
 """)
-md(TEXT["clip"] or "CLIP_DISCUSSION")
+b.discussion("clip")
 
 md(r"""
 ## 2 · The prior
@@ -222,7 +210,7 @@ record("prior_cos", table["diffusion prior (one sample)"])
 record("text_emb_cos", table["the caption's text embedding"])
 record("retrieval_prior_cos", table["nearest training caption's image"])
 """)
-md(TEXT["prior"] or "PRIOR_DISCUSSION")
+b.discussion("prior")
 
 md(r"""
 ## 3 · The decoder
@@ -269,7 +257,7 @@ plots.image_grid(torch.cat([test.images[show], recon]), ["test image"] + [""] * 
                  ncols=8, scale=1.2)
 plt.show()
 """)
-md(TEXT["decoder"] or "DECODER_DISCUSSION")
+b.discussion("decoder")
 code("""
 judge = load_caption_judge(DEVICE, PROFILE)
 n_s = cfg.n_samples
@@ -302,7 +290,7 @@ best_s = max(cfg.scales, key=lambda s: rows[f"caption -> prior -> decoder, s={s:
 plots.image_grid(samples[best_s][:6], names, ncols=6, scale=2.0, suptitle=f"caption -> prior -> decoder (s = {best_s:g})")
 plt.show()
 """)
-md(TEXT["samples"] or "SAMPLES_DISCUSSION")
+b.discussion("samples")
 
 md("""
 ## 4 · Variations and interpolations
@@ -331,7 +319,7 @@ plots.image_grid(torch.cat([test.images[[1]], inter, test.images[[4]]]),
                  ["image A"] + [f"w = {float(w):.2f}" for w in ws] + ["image B"], ncols=9, scale=1.2)
 plt.show()
 """)
-md(TEXT["variations"] or "VARIATIONS_DISCUSSION")
+b.discussion("variations")
 
 md("""
 ## What to remember
@@ -344,9 +332,4 @@ md("""
   noise gives variations, and a path between embeddings an interpolation.
 """)
 
-nb = new_notebook(cells=cells, metadata={"kernelspec": {"display_name": "Python 3", "language": "python",
-                                                         "name": "python3"},
-                                         "language_info": {"name": "python"}})
-out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("notebooks") / NAME
-nbformat.write(nb, out)
-print(f"wrote {out} ({len(cells)} cells)")
+b.write()

@@ -10,12 +10,7 @@ from course_lib.transformers import ViT
 from course_lib.transformers.beit import BEiT, blockwise_mask, masks, mim_loss
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest: 1 thread, restored after
 
 
 def test_blockwise_mask_count_and_blocks():

@@ -13,12 +13,7 @@ import torch.nn.functional as F
 from course_lib.dalle import DALLE, clip_logits, clip_loss, filter_logits, recall_at_k, stream_loss, stream_mask
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest: 1 thread, restored after
 
 
 def randn(*shape, seed=0, dtype=torch.float64):

@@ -26,12 +26,7 @@ from course_lib.transformers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest: 1 thread, restored after
 
 
 def randn(*shape, seed=0, dtype=torch.float64):
