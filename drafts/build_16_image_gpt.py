@@ -179,6 +179,19 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 print(f"{cfg.train_steps} steps in {time.perf_counter() - start:.0f} s; last 10 steps' mean: {float(losses[-10:].mean()):.3f} bits per token")
 """)
 md("""
+Before the numbers, by hand: a model that finds every one of the 16 greys equally likely, at every position, spends
+how many bits on one 14×14 image?
+""")
+code("""
+from course_lib.transformers.checks import check_uniform_bits
+
+# Bits per image under the uniform model (a number)
+### BEGIN SOLUTION
+my_bits = 14 * 14 * math.log2(16)
+### END SOLUTION
+check_uniform_bits(my_bits)
+""")
+md("""
 The shipped `igpt_ar` trained this way for 4,000 steps. Is its NLL good? A language model is measured against
 the simpler models it must beat, each fitted by counting on the training tokens: **uniform** (every grey equally
 likely), **unigram** (the greys' frequencies), **per position** (each position's own frequencies: the background

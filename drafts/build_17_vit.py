@@ -118,6 +118,19 @@ def my_patch_embed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, p:
 check_patch_embed_kernel(my_patch_embed)
 """)
 
+md("""
+By hand: how many parameters does the patch embedding $E$ have, with its bias, for this ViT (4×4 patches of a
+1-channel image, width $D = 64$)? It is one matrix shared by all 49 patches.
+""")
+code("""
+from course_lib.transformers.checks import check_patch_embed_params
+
+# Parameters of E and its bias (a number)
+### BEGIN SOLUTION
+my_params = 4 * 4 * 1 * 64 + 64
+### END SOLUTION
+check_patch_embed_params(my_params)
+""")
 md(r"""
 ## 2 · The model
 

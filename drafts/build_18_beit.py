@@ -324,6 +324,19 @@ exactly Eq. 1 above — BEiT's masked image modelling (on the masked positions; 
 So BEiT is the second stage of a VAE whose prior is conditioned on the visible patches, and its loss in bits per
 token is the prior's share of the image's code length:
 """)
+md("""
+By hand first: under stage 1's uniform prior (each of the 128 codes equally likely), how many bits do the 20 masked
+tokens of one image cost?
+""")
+code("""
+from course_lib.transformers.checks import check_masked_bits
+
+# Bits for 20 masked tokens under the uniform prior (a number)
+### BEGIN SOLUTION
+my_bits = 20 * math.log2(128)
+### END SOLUTION
+check_masked_bits(my_bits)
+""")
 code("""
 with torch.no_grad():
     x_hat = torch.cat([tokenizer.decode_tokens(zt[i:i + 500].view(-1, 7, 7).to(DEVICE)).cpu() for i in range(0, len(zt), 500)])

@@ -105,6 +105,19 @@ plt.tight_layout(); plt.show()
 """)
 
 md("""
+By hand: how many (query, key) pairs does this mask allow, over the whole 65-token stream? (The cost of attention
+grows with that count; DALL·E's sparse masks cut it further.)
+""")
+code("""
+from course_lib.dalle.checks import check_mask_pairs
+
+# Allowed (query, key) pairs of the causal mask over 65 tokens (a number)
+### BEGIN SOLUTION
+my_pairs = 65 * 66 // 2
+### END SOLUTION
+check_mask_pairs(my_pairs)
+""")
+md("""
 ## 2 · Training
 
 The loop below trains a fresh DALL·E (dim 128, 4 causal blocks of 4 heads, as the shipped one) on the tokenized

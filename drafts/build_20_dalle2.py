@@ -86,6 +86,19 @@ def my_clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, log_scale: flo
 check_clip_loss_kernel(my_clip_loss)
 """)
 md("""
+By hand: an untrained CLIP gives every pair the same similarity. What is the loss of a batch of 128 pairs then, in
+nats (3 significant digits)? The training curve below starts there.
+""")
+code("""
+from course_lib.dalle.checks import check_chance_clip_loss
+
+# The loss at equal similarities, B = 128 (a number)
+### BEGIN SOLUTION
+my_loss = math.log(128)
+### END SOLUTION
+check_chance_clip_loss(my_loss)
+""")
+md("""
 Our CLIP's image encoder is chapter 01's ResNet stages with the final 7×7 map flattened (not pooled, so "on the
 left" stays readable), the text encoder chapter 15's; both project to 64 numbers. The loop trains a fresh one
 for `cfg.train_steps` steps of batch 128 (shifts of ±2 pixels, no flips: a flip would make "left" right); the

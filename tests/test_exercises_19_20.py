@@ -81,3 +81,18 @@ def test_clip_loss_accepts_the_textbook_forms(right, capsys):
 def test_clip_loss_rejects_the_slips(wrong, capsys):
     assert not passes(checks.check_clip_loss_kernel(CLIP_WRONG[wrong]))
     assert "Not quite" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- hand computations of 16-20
+
+from exercise_checks import assert_hand_check  # noqa: E402
+
+from course_lib.transformers import checks as tchecks  # noqa: E402
+
+
+def test_hand_computations_of_chapters_16_to_20(capsys):
+    assert_hand_check(tchecks.check_uniform_bits, 784, 784.0, [4, 196, 3136], capsys)
+    assert_hand_check(tchecks.check_patch_embed_params, 1088, 1088.0, [1024, 49 * 1088, 1088 + 50 * 64], capsys)
+    assert_hand_check(tchecks.check_masked_bits, 140, 140.0, [343, 2560, 20 * math.log(128)], capsys)
+    assert_hand_check(checks.check_mask_pairs, 2145, 2145.0, [4225, 2080, 49 * 50 // 2], capsys)
+    assert_hand_check(checks.check_chance_clip_loss, math.log(128), 4.85, [7, math.log(2), math.log(128) / 2], capsys)

@@ -66,3 +66,27 @@ def check_clip_loss_kernel(fn) -> Verdict:
                         hint="normalise both embeddings to unit length; logits = I @ T.T * exp(log_scale) (B, B); the "
                              "loss is the mean of the cross-entropy of the rows (image -> caption) and of the columns "
                              "(caption -> image, i.e. of logits.T), both with targets arange(B).")
+
+
+# ---------------------------------------------------------------------------------------------- hand computations
+
+
+def check_mask_pairs(answer) -> Verdict:
+    """Notebook 19: how many (query, key) pairs does the causal mask of the 65-token stream allow? Each position i
+    attends to i + 1 keys: 65 x 66 / 2 = 2,145. All pairs (4,225), the strict lower triangle (2,080) or the image
+    block alone fail."""
+    from course_lib.checks import report
+
+    n = 16 + 49
+    return report(answer, n * (n + 1) // 2, "query i may attend to keys 0..i (itself included): sum i + 1 over the "
+                                            "65 positions", sig=None)
+
+
+def check_chance_clip_loss(answer) -> Verdict:
+    """Notebook 20: CLIP's loss on a batch of 128 pairs when every similarity is equal (an untrained model):
+    each cross-entropy is log 128 = 4.852 nats, and so is their mean. log2 128 = 7, log 2, or half of log 128 fail;
+    3 significant digits."""
+    from course_lib.checks import report
+
+    return report(answer, math.log(128), "equal logits make each row's softmax uniform over the 128 candidates; "
+                                         "the cross-entropy is then -ln(1/128) in nats, in both directions", sig=3)

@@ -10,11 +10,16 @@ checked against ``PatchEmbed``'s strided convolution on seeded random inputs and
 slips apart (patches read column by column, a patch flattened as (p, p, C) instead of (C, p, p) -- only a
 3-channel image shows it --, the bias forgotten, p = 1).
 
+Hand computations (``check_uniform_bits``, ``check_patch_embed_params``, ``check_masked_bits``): one per notebook,
+accepting the exact answer and rejecting the plausible slips named in each docstring.
+
 Write the kernel: BEiT's masked-token loss of notebook 18 (Eq. 1: the mean cross-entropy over the masked positions
 only, every masked token of the batch weighing the same), checked on images with different numbers masked.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -115,3 +120,37 @@ def check_mim_loss_kernel(fn) -> Verdict:
                         hint="select the masked positions first (logits[mask] is (|M|, V), codes[mask] is (|M|,)), "
                              "then take the mean of -log softmax(logits)[code] over them: unmasked positions are not "
                              "predicted, and every masked token of the batch weighs the same.")
+
+
+# ---------------------------------------------------------------------------------------------- hand computations
+
+
+def check_uniform_bits(answer) -> Verdict:
+    """Notebook 16: how many bits does a model that finds every grey equally likely spend on one 14 x 14 image of
+    16-level tokens? 196 log2(16) = 784. Bits per token (4), the token count (196), or 16 x 196 (3,136) fail."""
+    from course_lib.checks import report
+    from course_lib.transformers.igpt import PALETTE, SIDE
+
+    return report(answer, float(SIDE * SIDE * math.log2(PALETTE)),
+                  "each token is one of 16 equally likely greys: log2(16) bits; an image has 14 x 14 tokens", sig=None)
+
+
+def check_patch_embed_params(answer) -> Verdict:
+    """Notebook 17: parameters of the patch embedding E (and its bias) for 4 x 4 patches of a 1-channel image and
+    width D = 64: 64 x 16 + 64 = 1,088. Without the bias (1,024), per image (49 x 1,088), or with the position
+    embeddings (1,088 + 50 x 64) fail."""
+    from course_lib.checks import report
+
+    return report(answer, 64 * 4 * 4 * 1 + 64, "E maps one flattened patch (p x p x C numbers) to D numbers, plus one "
+                                              "bias per output; it is shared by all 49 patches", sig=None)
+
+
+def check_masked_bits(answer) -> Verdict:
+    """Notebook 18: under the uniform prior of the tokenizer's stage 1 (128 equally likely codes), how many bits do
+    the masked tokens of one image cost, with 20 of its 49 tokens masked? 20 log2(128) = 140. All 49 tokens (343),
+    20 x 128 (2,560) or nats (20 ln 128 = 97.0) fail."""
+    from course_lib.checks import report
+
+    return report(answer, 20 * math.log2(128), "each masked token is one of 128 codes: log2(128) = 7 bits; only the "
+                                               "masked ones are predicted", sig=None)
+
