@@ -97,8 +97,8 @@ b.discussion("palette")
 md(r"""
 ## 2 · Attention with a mask
 
-A GPT's block is the pre-norm transformer block of chapter 17's ViT; what makes it a *language model* is one
-mask. Position $i$'s output must predict token $i$ from tokens $< i$ only, so attention from $i$ to any later
+A GPT's block is the standard pre-norm transformer block (LayerNorm, multi-head attention, residual; LayerNorm,
+MLP, residual); what makes it a *language model* is one mask. Position $i$'s output must predict token $i$ from tokens $< i$ only, so attention from $i$ to any later
 position is forbidden:
 
 $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\Big(\frac{QK^\top}{\sqrt d} + M\Big)V, \qquad

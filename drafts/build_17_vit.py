@@ -473,8 +473,8 @@ md("""
   and with little data that costs accuracy.
 - Attention maps show where the class token reads; rollout combines the layers and the residual stream.
 
-Next, chapter 18 (BEiT) pre-trains this same ViT without labels, by predicting the visual tokens of masked patches,
-and asks whether that makes up for the missing inductive bias when labels are scarce.
+The notes' next section, BEiT, pre-trains this same ViT without labels, by predicting the visual tokens of masked
+patches: a way to pay for the missing inductive bias with unlabelled images instead of labelled ones.
 """)
 
 b.write()
