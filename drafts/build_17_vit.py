@@ -273,7 +273,7 @@ for m, net in nets.items():
     print(f"{m:18s} {e['origin']} checkpoint, trained {e['seconds'] / 60:.0f} min on one CPU thread; manifest test "
           f"accuracy {e['metrics']['test_acc']:.4f}, final training loss {e['metrics']['final_train_loss']:.3f}")
 full = {m: evaluate(net) for m, net in nets.items()}
-print(f"\n{'':18s} {'accuracy':>9s} {'NLL (nats)':>11s}    on {len(test)} test images")
+print(f"\\n{'':18s} {'accuracy':>9s} {'NLL (nats)':>11s}    on {len(test)} test images")
 print(f"{'chance':18s} {0.1:9.3f} {math.log(10):11.3f}")
 for m, r in full.items():
     print(f"{m:18s} {r['acc']:9.3f} {r['nll']:11.3f}")
