@@ -7,7 +7,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import os
+
 from notebook_builder import NotebookBuilder
+
+LONG = os.environ.get("VIT_LONG", "1") == "1"     # VIT_LONG=0: without the 45-epoch ViT (until it is shipped)
 
 b = NotebookBuilder("17_vision_transformer.ipynb", ('trained', 'data', 'shift', 'pos', 'maps', 'distance'), "drafts/text_17.py")
 md, code = b.md, b.code
@@ -270,7 +274,7 @@ nets = {"ViT, 15 epochs": load_model("vit_fmnist", DEVICE, PROFILE),
         "ResNet, 15 epochs": load_classifier(DEVICE, PROFILE)}            # chapter 01's ResNet, the judge
 for m, net in nets.items():
     e = net.checkpoint_entry
-    print(f"{m:18s} {e['origin']} checkpoint, trained {e['seconds'] / 60:.0f} min on one CPU thread; manifest test "
+    print(f"{m:18s} {e['origin']} checkpoint, trained {e['seconds'] / 60:.0f} min on a 2-core CPU; manifest test "
           f"accuracy {e['metrics']['test_acc']:.4f}, final training loss {e['metrics']['final_train_loss']:.3f}")
 full = {m: evaluate(net) for m, net in nets.items()}
 print(f"\\n{'':18s} {'accuracy':>9s} {'NLL (nats)':>11s}    on {len(test)} test images")
@@ -278,18 +282,19 @@ print(f"{'chance':18s} {0.1:9.3f} {math.log(10):11.3f}")
 for m, r in full.items():
     print(f"{m:18s} {r['acc']:9.3f} {r['nll']:11.3f}")
 for key, m in (("vit", "ViT, 15 epochs"), ("vit_long", "ViT, 45 epochs"), ("resnet", "ResNet, 15 epochs")):
-    record(f"{key}_test_acc", full[m]["acc"])
-    record(f"{key}_test_nll", full[m]["nll"])
+    if m in full:
+        record(f"{key}_test_acc", full[m]["acc"])
+        record(f"{key}_test_nll", full[m]["nll"])
 vit_full, resnet_full = nets["ViT, 45 epochs"], nets["ResNet, 15 epochs"]   # the best-trained pair, used below
 
 fig, ax = plt.subplots(figsize=(8.5, 3.2))
 for k, (m, r) in enumerate(full.items()):
-    ax.bar(torch.arange(10) + 0.27 * (k - 1), r["per_class"], width=0.27, label=f"{m} ({r['acc']:.3f})")
+    ax.bar(torch.arange(10) + 0.27 * (k - (len(full) - 1) / 2), r["per_class"], width=0.27, label=f"{m} ({r['acc']:.3f})")
 ax.set_xticks(range(10), names, rotation=30, fontsize=8)
 ax.set(ylabel="accuracy", ylim=(0.5, 1.0), title="per-class test accuracy, 100 % of the training data")
 ax.legend(fontsize=8, loc="lower left"); plt.tight_layout(); plt.show()
 """)
-b.discussion("trained")
+b.discussion("trained" if LONG else "trained15")
 
 md("""
 ## 5 · Inductive bias, measured
@@ -472,12 +477,29 @@ md("""
 - A ViT is a transformer encoder on a sequence of linearly embedded patches, with a class token and learned
   position embeddings (Eqs. 1–4); the patch embedding is a convolution with kernel = stride = $p$.
 - It has less built-in knowledge of images than a CNN: no locality, no translation equivariance, no 2-D grid.
-  What it needs of them it learns from data (the position embeddings' 2-D structure, heads that attend locally),
-  and with little data that costs accuracy.
+  What it needs of them it must learn from data: here its position embeddings learned the 2-D grid, but its
+  tolerance to shifts reaches only as far as training showed it, and no head became local. With little data or
+  training that costs accuracy.
 - Attention maps show where the class token reads; rollout combines the layers and the residual stream.
 
 The notes' next section, BEiT, pre-trains this same ViT without labels, by predicting the visual tokens of masked
 patches: a way to pay for the missing inductive bias with unlabelled images instead of labelled ones.
 """)
+
+if not LONG:                                      # the notebook as it is until vit_fmnist_long is shipped
+    TWO = """Two shipped ViTs ran the whole recipe on the 60,000 training images. `vit_fmnist` took exactly the recipe of chapter
+01's ResNet, the course judge: same optimizer, schedule, batch, augmentation and 15 epochs (only the peak learning
+rate differs, 1e-3 against the ResNet's 3e-3). `vit_fmnist_long` took three times as many epochs, 45. All are
+measured on the same test images, beside chance."""
+    ONE = """The shipped `vit_fmnist` ran the whole recipe on the 60,000 training images: exactly the recipe of chapter 01's
+ResNet, the course judge (same optimizer, schedule, batch, augmentation and 15 epochs; only the peak learning rate
+differs, 1e-3 against the ResNet's 3e-3). Both are measured on the same test images, beside chance."""
+    for c in b.cells:
+        c.source = (c.source.replace(TWO, ONE)
+                    .replace('        "ViT, 45 epochs": load_model("vit_fmnist_long", DEVICE, PROFILE),\n', "")
+                    .replace('nets["ViT, 45 epochs"], nets["ResNet, 15 epochs"]   # the best-trained pair',
+                             'nets["ViT, 15 epochs"], nets["ResNet, 15 epochs"]   # the pair')
+                    .replace("(the 45-epoch ViT)", "(the 15-epoch ViT)"))
+    assert not any("vit_fmnist_long" in c.source for c in b.cells)
 
 b.write()

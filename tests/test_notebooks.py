@@ -165,7 +165,6 @@ EXPECTED = {
                      "bert_masked_bits_per_token", "ar_masked_bits_per_token", "probe_pixels",
                      *(f"probe_{m}_layer{l}" for m in ("ar", "bert") for l in range(5))},
     "17_vision_transformer": {"timm_parity_rel_err", "vit_notebook_acc", "vit_test_acc", "vit_test_nll", "resnet_test_acc",
-                              "vit_long_test_acc", "vit_long_test_nll",
                               "vit_10pct_acc", "resnet_10pct_acc", "gap_10pct_points", "gap_100pct_points",
                               "vit_acc_shift0", "resnet_acc_shift0", "pos_sim_neighbours", "pos_sim_far",
                               *(f"attn_dist_layer{l}_{m}" for l in range(1, 5) for m in ("min", "max"))},
@@ -250,8 +249,9 @@ def test_smoke_execution(path, tmp_path):
     if path.stem == "16_image_gpt":        # the palette and the counting baselines need no trained network
         assert metrics["palette_mean_abs_err"] < 0.02 and metrics["judge_acc_original"] > 0.7
         assert metrics["bigram_bits_per_token"] < metrics["position_bits_per_token"] < metrics["unigram_bits_per_token"] < 4
-    if path.stem == "17_vision_transformer":  # timm parity is exact in any profile
+    if path.stem == "17_vision_transformer":  # timm parity is exact in any profile; the classifiers are shipped
         assert metrics["timm_parity_rel_err"] < 1e-5 and metrics["resnet_test_acc"] > 0.85
+        assert metrics["vit_test_acc"] > 0.8 and metrics["vit_10pct_acc"] > 0.8 and metrics["resnet_10pct_acc"] > 0.8
     if path.stem == "18_beit":             # masking statistics and the tokenizer need no training
         assert 0.39 < metrics["mask_fraction"] <= 20 / 49 and metrics["tokenizer_mse"] < 0.01
     if path.stem == "19_dalle":            # the tokenizer's decoded real tokens: the samples' ceiling
