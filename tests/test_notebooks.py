@@ -31,8 +31,11 @@ def code_cells(nb):
 
 
 def test_notebooks_exist_in_order():
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(len(NOTEBOOKS))]
-    assert len(NOTEBOOKS) >= 2
+    """Numbered 00, 01, ... in the syllabus's order (notebook 00's table, 20 chapters), each number once. A chapter
+    still in drafts/ leaves its number free (15 is drafted while 16-17 exist), so gaps are allowed; the first two
+    are not optional."""
+    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
+    assert numbers == sorted(set(numbers)) and numbers[:2] == [0, 1] and numbers[-1] <= 20, numbers
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
