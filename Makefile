@@ -45,7 +45,8 @@ course: setup
 KERNEL_TESTS := tests/test_kernel_paths.py tests/test_inside.py tests/test_detection_kernels.py tests/test_roi.py \
 	tests/test_maskrcnn.py tests/test_autoencoders.py tests/test_vae.py tests/test_vq.py tests/test_vq_prior.py tests/test_cnn.py \
 	tests/test_metrics.py tests/test_fuzz.py tests/test_fuzz_autoencoders.py tests/test_fuzz_segmentation.py \
-	tests/test_gans.py tests/test_gans_images.py tests/test_translation.py tests/test_diffusion.py tests/test_guidance.py
+	tests/test_gans.py tests/test_gans_images.py tests/test_translation.py tests/test_diffusion.py tests/test_guidance.py \
+	tests/test_transformers.py tests/test_igpt.py tests/test_beit.py tests/test_dalle.py
 # ... less the tests of training behaviour in those files (a loss goes down, a run resumes, a shipped checkpoint
 # fits, selective search's recall on real scenes): they compare no kernel with an oracle, and took 40 % of the pass.
 KERNEL_ONLY := not (loss_goes_down or loss_go_down or lowers or training or resumes or seconds_count or tightens \
