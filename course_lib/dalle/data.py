@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from course_lib.text.captions import CaptionSet
+
 TEXT_LEN = 16     # words, <start> included, padded with <pad> (= 0)
 
 
@@ -16,7 +18,7 @@ class TokenPairs:
     ``course_lib.text.CaptionSet`` they come from (images, captions, labels, attributes)."""
     text: Tensor
     codes: Tensor
-    captions: "object"
+    captions: CaptionSet
 
 
 @torch.no_grad()
