@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from notebook_builder import NotebookBuilder
 
-b = NotebookBuilder("16_image_gpt.ipynb", ('palette', 'nll', 'completions', 'bert', 'probes'), "drafts/text_16.py")
+b = NotebookBuilder("16_image_gpt.ipynb", ('palette', 'nll', 'completions', 'samples', 'bert', 'probes'), "drafts/text_16.py")
 md, code = b.md, b.code
 
 md(f"""
@@ -204,7 +204,7 @@ from course_lib.transformers.shipped import load_igpt
 ar = load_igpt("igpt_ar", DEVICE, PROFILE)
 e = ar.checkpoint_entry
 print(f"igpt_ar: {e['origin']} checkpoint, {e['metrics']['steps']:,} steps of batch 64, trained "
-      f"{e['seconds'] / 60:.0f} min on one CPU thread")
+      f"{e['seconds'] / 60:.0f} min on a 2-core CPU")
 print(f"its palette (fitted as above, stored with the weights) differs from ours by at most "
       f"{float((ar.palette.cpu() - palette).abs().max()):.1e}")
 test_tokens = quantize(to_sequence_images(test.images[:cfg.n_eval]), ar.palette.cpu())
@@ -289,6 +289,61 @@ for k, imgs in judged.items():
 """)
 b.discussion("completions")
 
+md("""
+### Images from nothing, scored like every generator of the course
+
+With an empty prefix the same loop draws all 196 tokens: an unconditional generator, scored like chapter 10's GANs
+and chapter 07's VAE — FID on the judge's features against test images, and the judge's class histogram (its KL to
+uniform: 0 when every class is drawn equally often). One caveat is measured rather than argued away: iGPT's images
+are 14×14 with 16 greys, scaled up, so even perfect samples would not reach the FID of real 28×28 images. The
+**floor** row passes real training images through the same pipeline (downsample, quantize, upsample): no model of
+the tokens can do better than that. `igpt_ar`'s manifest keeps its scores for 1,000 samples
+(`course_lib.transformers.igpt.sample_metrics`, the loop above without a prefix); the other models are sampled here.
+""")
+code("""
+from course_lib.gans.shipped import load_generator
+from course_lib.gans.train import sample as gan_sample
+from course_lib.transformers.igpt import sample, sample_metrics, upsample
+from course_lib.vae.vae import load_vae
+
+start = time.perf_counter()
+drawn = sample(ar, torch.zeros(16, 0, dtype=torch.long, device=DEVICE), SIDE * SIDE, generator=torch.Generator().manual_seed(4))
+print(f"16 images of 196 tokens in {time.perf_counter() - start:.1f} s")
+plots.image_grid(upsample(drawn.cpu(), ar.palette.cpu()), [""] * 16, ncols=8, scale=1.0)
+plt.show()
+
+n_fid = cfg.n_fid
+m = ar.checkpoint_entry["metrics"]
+if f"fid_{n_fid}" not in m:                       # a stand-in without the shipped scores (smoke): measured here
+    m = m | sample_metrics(ar, n_fid)
+real_fid = fashion_mnist("test").subset(n_fid, seed=0).images
+stats_fid = metrics.gaussian(metrics.features(real_fid))
+def score(images):
+    '''(FID against the n_fid test images, the judge's class KL to uniform)'''
+    fid = metrics.frechet_distance(*metrics.gaussian(metrics.features(images)), *stats_fid)
+    return fid, metrics.kl_to_uniform(metrics.class_histogram(images))
+
+vae16 = load_vae(16, DEVICE, PROFILE)
+with torch.no_grad():
+    fid_table = {"VAE 16-D (07)": score(vae16.sample(n_fid, torch.Generator().manual_seed(1)).cpu())}
+for label, key in (("DCGAN (10)", "gan_dcgan"), ("StyleGAN (10)", "gan_stylegan")):
+    fid_table[label] = score(gan_sample(load_generator(key, DEVICE, PROFILE), n_fid, seed=1))
+fid_table["Image GPT (16), manifest"] = (m[f"fid_{n_fid}"], m[f"class_kl_{n_fid}"])
+fid_table["floor: real images, 14 x 14, 16 greys"] = (m[f"fid_{n_fid}_floor_pipeline"], float("nan"))
+fid_table["floor: real images, 28 x 28"] = (m[f"fid_{n_fid}_floor_raw"], float("nan"))
+print(f"FID of {n_fid:,} samples against {n_fid:,} test images (subset(n, seed=0)); class KL to uniform")
+print(f"{'model':40s} {'FID':>7s} {'class KL':>9s}")
+for label, (fid, kl) in fid_table.items():
+    print(f"{label:40s} {fid:7.2f} {kl:9.3f}")
+print(f"iGPT's {n_fid:,} samples took {m[f'sample_seconds_{n_fid}']:.0f} s to draw (one token at a time, no cache)")
+record("igpt_fid", m[f"fid_{n_fid}"])
+record("igpt_class_kl", m[f"class_kl_{n_fid}"])
+record("igpt_fid_floor_pipeline", m[f"fid_{n_fid}_floor_pipeline"])
+record("vae_fid_same_protocol", fid_table["VAE 16-D (07)"][0])
+record("dcgan_fid_same_protocol", fid_table["DCGAN (10)"][0])
+""")
+b.discussion("samples")
+
 md(r"""
 ## 4 · The BERT-style variant
 
@@ -308,7 +363,7 @@ from course_lib.transformers.igpt import mask_tokens
 bert = load_igpt("igpt_bert", DEVICE, PROFILE)
 e = bert.checkpoint_entry
 print(f"igpt_bert: {e['origin']} checkpoint, {e['metrics']['steps']:,} steps of batch 64, "
-      f"{e['seconds'] / 60:.0f} min on one CPU thread")
+      f"{e['seconds'] / 60:.0f} min on a 2-core CPU")
 g = torch.Generator().manual_seed(3)
 corrupted, M = mask_tokens(test_tokens, bert.special, 0.15, g)
 with torch.no_grad():

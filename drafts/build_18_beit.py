@@ -191,7 +191,7 @@ from course_lib.transformers.shipped import load_beit
 beit = load_beit("beit_pretrain", DEVICE, PROFILE)
 e = beit.checkpoint_entry
 print(f"beit_pretrain: {e['origin']} checkpoint, {e['metrics']['steps']:,} steps of batch 128, trained "
-      f"{e['seconds'] / 60:.0f} min on one CPU thread")
+      f"{e['seconds'] / 60:.0f} min on a 2-core CPU")
 xt = test.images[:cfg.n_eval].to(DEVICE)
 with torch.no_grad():
     zt = tokenizer.encode_tokens(xt).flatten(1).cpu()                  # (n, 49)

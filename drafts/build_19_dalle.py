@@ -152,7 +152,7 @@ from course_lib.dalle.shipped import load
 dalle = load("dalle", DEVICE, PROFILE)
 e = dalle.checkpoint_entry
 print(f"dalle: {e['origin']} checkpoint, {e['metrics']['steps']:,} steps of batch 64, trained "
-      f"{e['seconds'] / 60:.0f} min on one CPU thread")
+      f"{e['seconds'] / 60:.0f} min on a 2-core CPU")
 test = token_pairs(cfg.n_eval, "test", seed=0)
 with torch.no_grad():
     parts = [stream_loss(dalle, test.text[i:i + 500].to(DEVICE), test.codes[i:i + 500].to(DEVICE)) for i in range(0, cfg.n_eval, 500)]

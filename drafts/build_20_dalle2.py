@@ -143,7 +143,7 @@ code("""
 clip = load("clip", DEVICE, PROFILE)
 e = clip.checkpoint_entry
 print(f"clip: {e['origin']} checkpoint, {e['metrics']['steps']:,} steps of batch 128, trained {e['seconds'] / 60:.0f} min "
-      f"on one CPU thread; learned scale exp(t) = {math.exp(float(clip.log_scale)):.1f}")
+      f"on a 2-core CPU; learned scale exp(t) = {math.exp(float(clip.log_scale)):.1f}")
 
 @torch.no_grad()
 def embed_text(texts: list[str]) -> torch.Tensor:
@@ -245,7 +245,7 @@ from course_lib.guidance import cfg as cfg_combine
 decoder = load("unclip_decoder", DEVICE, PROFILE)
 e = decoder.checkpoint_entry
 print(f"unclip_decoder: {e['origin']} checkpoint, {e['metrics']['steps']:,} steps of batch 64, trained "
-      f"{e['seconds'] / 60:.0f} min on one CPU thread")
+      f"{e['seconds'] / 60:.0f} min on a 2-core CPU")
 K_STEP = schedule.T // cfg.sample_steps
 
 @torch.no_grad()

@@ -1,5 +1,6 @@
 """Notebook 16's Image GPT: the k-means palette (against scikit-learn's KMeans), quantization, the causal mask
-(what an AR output may and may not depend on), BERT's corruption, both losses against a direct computation, and
+(what an AR output may and may not depend on), BERT's corruption, both losses against a direct computation,
+sampling (its first token's frequencies against the softmax, greedy decoding against full-length forward passes), and
 "loss goes down"."""
 
 import math
@@ -18,6 +19,7 @@ from course_lib.transformers.igpt import (
     layer_features,
     mask_tokens,
     quantize,
+    sample,
 )
 
 
@@ -122,3 +124,39 @@ def test_igpt_loss_goes_down(causal):
         loss.backward()
         opt.step()
     assert float(loss.detach()) < 0.3 * first
+
+
+def test_sample_draws_from_the_models_next_token_distribution():
+    torch.manual_seed(0)
+    model = ImageGPT(vocab=5, seq_len=12, dim=16, depth=2, heads=2).eval()
+    prefix = torch.tensor([[3, 1, 4]]).repeat(4000, 1)
+    out = sample(model, prefix, 1, generator=torch.Generator().manual_seed(1))
+    assert out.shape == (4000, 4) and torch.equal(out[:, :3], prefix)
+    with torch.no_grad():      # output 3 of any full sequence is p(x_3 | x_0..2): the causal shift, tested above
+        p = model(torch.tensor([[3, 1, 4, 0, 0, 0]]))[0, 3].softmax(-1)
+    freq = torch.bincount(out[:, 3], minlength=5).double() / 4000
+    sigma = (p * (1 - p) / 4000).sqrt().double()
+    assert bool(((freq - p.double()).abs() <= 4 * sigma + 1e-3).all()), (freq, p)
+
+
+def test_sample_at_low_temperature_is_greedy_decoding():
+    torch.manual_seed(1)
+    model = ImageGPT(vocab=6, seq_len=10, dim=16, depth=2, heads=2).eval()
+    out = sample(model, torch.zeros(3, 0, dtype=torch.long), 10, temperature=1e-4,
+                 generator=torch.Generator().manual_seed(0))
+    greedy = torch.zeros(3, 10, dtype=torch.long)       # decoded on full-length inputs, later positions zero
+    with torch.no_grad():
+        for i in range(10):
+            greedy[:, i] = model(greedy)[:, i].argmax(-1)
+    assert torch.equal(out, greedy)
+
+
+def test_sample_is_reproducible_and_rejects_bad_input():
+    model = ImageGPT(vocab=6, seq_len=10, dim=16, depth=1, heads=2).eval()
+    a, b = (sample(model, torch.zeros(2, 4, dtype=torch.long), 6, generator=torch.Generator().manual_seed(5))
+            for _ in range(2))
+    assert torch.equal(a, b) and int(a.max()) < 6
+    with pytest.raises(ValueError, match=r"P \+ n_new <= 10"):
+        sample(model, torch.zeros(2, 5, dtype=torch.long), 6)
+    with pytest.raises(ValueError, match="autoregressive"):
+        sample(ImageGPT(vocab=6, seq_len=10, dim=16, depth=1, heads=2, causal=False), torch.zeros(2, 0, dtype=torch.long), 3)

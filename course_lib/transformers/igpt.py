@@ -15,6 +15,7 @@ average over positions of a layer's LayerNorm-ed states (Sec. 3.4); the paper fi
 - ``ImageGPT``        token + position embeddings, ``Block`` x L (causal or not), LayerNorm, a head over the palette
 - ``ar_loss``         Eq. 1 in nats per token; ``bert_loss`` Eq. 2; ``mask_tokens`` draws M and replaces it
 - ``layer_features``  the probe features of every layer, (B, D) each
+- ``sample``          ancestral sampling, one token at a time (a completion of a prefix, or an image from nothing)
 
 Shapes: B batch, S = side * side sequence length, K palette size (the vocabulary), D width, L layers.
 """
@@ -149,6 +150,25 @@ def layer_features(model: ImageGPT, tokens: Tensor) -> list[Tensor]:
     return [F.layer_norm(h, h.shape[-1:]).mean(1) for h in model.states(tokens)]
 
 
+@torch.no_grad()
+def sample(model: ImageGPT, prefix: Tensor, n_new: int, temperature: float = 1.0,
+           generator: torch.Generator | None = None) -> Tensor:
+    """Draw n_new tokens after prefix (B, P) long (P may be 0), each from p(x_i | x_<i) ** (1 / temperature)
+    -> (B, P + n_new). Without a cache: every step runs the model on the whole sequence so far."""
+    if not model.causal:
+        raise ValueError("sampling left to right needs the autoregressive model (causal=True)")
+    if prefix.ndim != 2 or prefix.dtype != torch.long or prefix.shape[1] + n_new > model.seq_len:
+        raise ValueError(f"expected a prefix (B, P) long with P + n_new <= {model.seq_len}, got "
+                         f"{tuple(prefix.shape)} {prefix.dtype} and n_new={n_new}")
+    seq = prefix.to(model.palette.device)
+    for _ in range(n_new):
+        # one placeholder after the sequence: the causal shift makes its output the next token's distribution
+        logits = model(torch.cat([seq, seq.new_zeros(len(seq), 1)], 1))[:, -1]          # (B, K)
+        probs = (logits.float() / temperature).softmax(-1).cpu()
+        seq = torch.cat([seq, torch.multinomial(probs, 1, generator=generator).to(seq.device)], 1)
+    return seq
+
+
 # ---------------------------------------------------------------------------------------------- training
 
 SIDE = 14      # Fashion-MNIST average-pooled 2x2: 196 tokens per image (iGPT too trains on downsampled images)
@@ -166,10 +186,11 @@ def fit_palette(images: Tensor, k: int = PALETTE, n: int = 2_000) -> Tensor:
 
 
 def train_igpt(model: ImageGPT, steps: int, batch_size: int = 64, lr: float = 1e-3, mask_p: float = 0.15,
-               state: Path | None = None, progress: bool = True, seed: int = 0) -> dict:
+               state: Path | None = None, progress: bool = True, seed: int = 0, n_samples: int = 1_000) -> dict:
     """AdamW with a one-cycle learning rate on Fashion-MNIST train, Eq. 1 (causal) or Eq. 2 (BERT); the palette
     fitted first and stored in ``model.palette``. Resumable through ``state``. Metrics: test NLL in bits per token
-    (AR: of every token; BERT: of the masked ones) on 2,000 test images."""
+    (AR: of every token; BERT: of the masked ones) on 2,000 test images; for the AR model ``sample_metrics`` of
+    n_samples images (0: none)."""
     from course_lib.data import fashion_mnist
     from course_lib.training import mean_of, run_steps
 
@@ -191,6 +212,39 @@ def train_igpt(model: ImageGPT, steps: int, batch_size: int = 64, lr: float = 1e
         nll = float(torch.stack([ar_loss(model, test[i:i + 500]) if model.causal else
                                  bert_loss(model, test[i:i + 500], mask_p, g_eval) for i in range(0, len(test), 500)]).mean())
     losses = result["losses"]
-    return {"steps": steps, "batch_size": batch_size, "test_bits_per_token_2000": round(nll / math.log(2), 4),
-            "loss_first200": mean_of(losses, first=200), "loss_last200": mean_of(losses, last=200),
-            "seconds": round(result["seconds"], 1)}
+    out = {"steps": steps, "batch_size": batch_size, "test_bits_per_token_2000": round(nll / math.log(2), 4),
+           "loss_first200": mean_of(losses, first=200), "loss_last200": mean_of(losses, last=200),
+           "seconds": round(result["seconds"], 1)}
+    return out | (sample_metrics(model.eval(), n_samples) if model.causal and n_samples else {})
+
+
+def upsample(tokens: Tensor, palette: Tensor) -> Tensor:
+    """tokens (B, SIDE*SIDE) -> images (B, 1, 28, 28): each token's grey, each pixel repeated 2 x 2 (the judge's size)."""
+    return F.interpolate(dequantize(tokens, palette, SIDE), scale_factor=2, mode="nearest")
+
+
+def sample_metrics(model: ImageGPT, n: int = 1_000, seed: int = 1, batch_size: int = 500) -> dict:
+    """Score n unconditional samples as the course scores generators: FID (judge features) against n test images
+    (``subset(n, seed=0)``) and the judge's class KL to uniform; beside them the floors, n training images as they
+    are and through the same 14 x 14, 16-grey pipeline (what a perfect model of the tokens would score)."""
+    import time
+
+    from course_lib import metrics
+    from course_lib.data import fashion_mnist
+
+    g, start, out = torch.Generator().manual_seed(seed), time.perf_counter(), []
+    dev = model.palette.device
+    for i in range(0, n, batch_size):
+        empty = torch.zeros(min(batch_size, n - i), 0, dtype=torch.long, device=dev)
+        out.append(sample(model, empty, model.seq_len, generator=g).cpu())
+    seconds = time.perf_counter() - start
+    palette = model.palette.cpu()
+    images = upsample(torch.cat(out), palette)
+    real = fashion_mnist("test").subset(n, seed=0).images
+    other = fashion_mnist("train").subset(n, seed=1).images
+    piped = upsample(quantize(to_sequence_images(other), palette), palette)
+    return {f"fid_{n}": round(metrics.fid(images, real), 3),
+            f"class_kl_{n}": round(metrics.kl_to_uniform(metrics.class_histogram(images)), 4),
+            f"fid_{n}_floor_pipeline": round(metrics.fid(piped, real), 3),
+            f"fid_{n}_floor_raw": round(metrics.fid(other, real), 3),
+            f"sample_seconds_{n}": round(seconds, 1)}

@@ -2,7 +2,8 @@
 
 Notebook 16: ``igpt_ar`` and ``igpt_bert``, Image GPT (dim 64, 4 blocks of 4 heads) on Fashion-MNIST at 14 x 14 with
 a 16-grey palette, trained autoregressively and BERT-style (15 % masked): 4,000 steps of batch 64 each, AdamW with a
-one-cycle learning rate peaking at 1e-3 (``course_lib.transformers.igpt.train_igpt``).
+one-cycle learning rate peaking at 1e-3 (``course_lib.transformers.igpt.train_igpt``). ``igpt_ar``'s manifest also
+keeps the scores of 1,000 unconditional samples (``igpt.sample_metrics``: FID, class KL, the pipeline's floor).
 
 Notebook 17's classifiers are all trained by ``course_lib.training.fit`` (AdamW, one-cycle learning rate, random
 flips and +-2-pixel shifts, batch 128), the recipe of chapter 01's ResNet judge ``fmnist_classifier`` (15 epochs of
@@ -139,7 +140,7 @@ def load_igpt(name: str, device: torch.device | str = "cpu", profile: str = "aut
     model = build_igpt(name).to(device)
     smoke = resolve(profile) == "smoke"
     model.checkpoint_entry = checkpoints.load(
-        name, model, lambda m: train_igpt(m, 20 if smoke else IGPT_STEPS,
+        name, model, lambda m: train_igpt(m, 20 if smoke else IGPT_STEPS, n_samples=0 if smoke else 1_000,
                                           state=None if smoke else checkpoints.state_path(name)), profile=profile)
     return model.eval().requires_grad_(False)
 
