@@ -1,6 +1,7 @@
 """Chapter 15's latent denoiser: shapes and errors, the caption read through cross-attention (it changes the
 prediction; padding does not), attention maps that are distributions over the caption's tokens, caption dropout,
-a training step that learns, and the guided DDIM sampler's scale-0 identity."""
+a training step that learns, the guided DDIM sampler's scale-0 identity, and the latent's PCA map (against
+scikit-learn's whitened PCA)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from course_lib.diffusion import NoiseSchedule
-from course_lib.guidance.latent import LatentTextDenoiser, drop_caption, latent_train_step, sample_latents
+from course_lib.guidance.latent import LatentPCA, LatentTextDenoiser, drop_caption, latent_train_step, sample_latents
 from course_lib.text import Tokenizer
 
 TOK = Tokenizer.for_captions()
@@ -125,5 +126,38 @@ def test_ldm_text_is_registered_with_a_caption_vocabulary_denoiser():
     from course_lib import shipping
 
     model, train = shipping.registry()["ldm_text"]()
-    assert isinstance(model, LatentTextDenoiser) and model.latent_channels == 16 and callable(train)
+    assert isinstance(model, LatentTextDenoiser) and model.latent_channels == 2 and callable(train)
+    assert isinstance(model.pca, LatentPCA) and model.pca.channels == 16
+    assert {"pca.mean", "pca.components", "pca.variances"} <= set(model.state_dict())     # saved with the weights
     assert model.text.vocab_size == len(TOK)
+
+
+def test_latent_pca_equals_sklearns_whitened_pca_and_inverts_on_its_span():
+    from sklearn.decomposition import PCA
+
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(6, 6, generator=g, dtype=torch.float64) * torch.tensor([3.0, 1.5, 0.5, 0.1, 0.01, 0.001]).double()
+    z = (torch.randn(200, 5, 5, 6, generator=g, dtype=torch.float64) @ mix + 2.0).permute(0, 3, 1, 2)   # (200, 6, 5, 5)
+    pca = LatentPCA(6, 3).double().fit(z)
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 6).numpy()
+    ref = PCA(n_components=3, whiten=True).fit(flat)
+    ours = pca.encode(z).permute(0, 2, 3, 1).reshape(-1, 3)
+    theirs = torch.from_numpy(ref.transform(flat))
+    signs = torch.sign((ours * theirs).sum(0))                         # an axis's sign is a convention
+    torch.testing.assert_close(ours, theirs * signs, rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(pca.explained()[:3], torch.from_numpy(ref.explained_variance_ratio_), rtol=1e-6, atol=1e-9)
+    assert torch.allclose(pca.encode(z).std((0, 2, 3)), torch.ones(3, dtype=torch.float64), atol=1e-3)
+    back = pca.decode(pca.encode(z))                                   # the projection onto the top 3 axes
+    torch.testing.assert_close(back.permute(0, 2, 3, 1).reshape(-1, 6), torch.from_numpy(ref.inverse_transform(ref.transform(flat))))
+    full = LatentPCA(6, 6).double().fit(z)
+    torch.testing.assert_close(full.decode(full.encode(z)), z)         # all axes kept: the identity
+
+
+def test_latent_pca_rejects_bad_shapes():
+    pca = LatentPCA(16, 2)
+    with pytest.raises(ValueError, match=r"\(B, 16, H, W\)"):
+        pca.encode(torch.randn(2, 4, 7, 7))
+    with pytest.raises(ValueError, match=r"\(B, 2, H, W\)"):
+        pca.decode(torch.randn(2, 16, 7, 7))
+    with pytest.raises(ValueError, match="1 <= k <= channels=16"):
+        LatentPCA(16, 17)

@@ -39,15 +39,72 @@ from course_lib.guidance.guidance import cfg
 from course_lib.text.encoder import TextEncoder, masked_mean
 
 
+class LatentPCA(nn.Module):
+    """The autoencoder's latent channels rotated onto their principal axes, the top k kept and each scaled to unit
+    variance: z (B, C, H, W) -> w (B, k, H, W) and back. Fitted once (``fit``) on training latents, over every
+    position; its buffers travel with the checkpoint.
+
+    Why: a latent's channels need not be independent. Chapter 08's tokenizer writes 16 channels whose covariance
+    has almost all its variance in two directions; a diffusion model on all 16 spends its loss on predicting noise
+    in directions where the data do not vary (there the best *linear* denoiser is already exact). Keeping the top k
+    axes, whitened, is Rombach et al. Sec. 4.3.2's rescaling (unit variance for the noise schedule) done per
+    direction instead of with one global factor; the dropped axes are filled with the mean when decoding."""
+
+    def __init__(self, channels: int, k: int):
+        super().__init__()
+        if not 1 <= k <= channels:
+            raise ValueError(f"expected 1 <= k <= channels={channels}, got k={k}")
+        self.channels, self.k = channels, k
+        self.register_buffer("mean", torch.zeros(channels))                 # (C,)
+        self.register_buffer("components", torch.eye(channels)[:, :k])      # (C, k), orthonormal columns
+        self.register_buffer("variances", torch.ones(channels))             # (C,) every axis's, descending
+
+    def _check(self, z: Tensor, c: int, name: str) -> None:
+        if not isinstance(z, Tensor) or z.ndim != 4 or z.shape[1] != c or not z.is_floating_point():
+            raise ValueError(f"expected {name} of shape (B, {c}, H, W) float, got {tuple(getattr(z, 'shape', ()))}")
+
+    @torch.no_grad()
+    def fit(self, z: Tensor) -> "LatentPCA":
+        """The channel covariance of z (N, C, H, W) over all N*H*W positions, its eigenvectors by variance."""
+        self._check(z, self.channels, "z")
+        flat = z.permute(0, 2, 3, 1).reshape(-1, self.channels).double()    # (N*H*W, C)
+        mean = flat.mean(0)
+        var, vec = torch.linalg.eigh(torch.cov((flat - mean).T))             # ascending
+        var, vec = var.flip(0).clamp_min(0), vec.flip(1)
+        vec = vec * torch.where(vec.sum(0) < 0, -1.0, 1.0)                  # a fixed sign per axis
+        self.mean.copy_(mean), self.components.copy_(vec[:, :self.k]), self.variances.copy_(var)
+        return self
+
+    def explained(self) -> Tensor:
+        """The share of the total variance on each axis (C,), descending."""
+        return self.variances / self.variances.sum()
+
+    def encode(self, z: Tensor) -> Tensor:
+        """z (B, C, H, W) -> w (B, k, H, W): w = (z - mean) V_k / sqrt(variances_k) at every position."""
+        self._check(z, self.channels, "z")
+        w = (z.permute(0, 2, 3, 1) - self.mean.to(z)) @ self.components.to(z)             # (B, H, W, k)
+        return (w / self.variances[:self.k].sqrt().to(z)).permute(0, 3, 1, 2)
+
+    def decode(self, w: Tensor) -> Tensor:
+        """w (B, k, H, W) -> z (B, C, H, W): mean + V_k (sqrt(variances_k) w); the dropped axes at their mean."""
+        self._check(w, self.k, "w")
+        w = w.permute(0, 2, 3, 1) * self.variances[:self.k].sqrt().to(w)                 # (B, H, W, k)
+        return (w @ self.components.T.to(w) + self.mean.to(w)).permute(0, 3, 1, 2)
+
+
 class LatentTextDenoiser(nn.Module):
     """eps_theta(z_t, t, caption): z (B, C, H, W), t (B,) or a scalar, ids and mask (B, L) (a ``Tokenizer``'s
     output) -> (B, C, H, W). ``return_attention=True`` also returns each block's cross-attention weights
-    (B, heads, H*W, L), for the maps over the caption's words."""
+    (B, heads, H*W, L), for the maps over the caption's words. With ``autoencoder_channels`` the model carries
+    ``pca``, a ``LatentPCA`` from the autoencoder's channels to its C = latent_channels (fitted by the training)."""
 
     def __init__(self, vocab_size: int, latent_channels: int = 16, width: int = 64, depth: int = 3,
-                 text_dim: int = 64, text_depth: int = 2, heads: int = 4, max_len: int = 16, groups: int = 8):
+                 text_dim: int = 64, text_depth: int = 2, heads: int = 4, max_len: int = 16, groups: int = 8,
+                 autoencoder_channels: int | None = None):
         super().__init__()
         self.latent_channels, self.width = latent_channels, width
+        # the map from the autoencoder's channels to the diffused ones, fitted before training (None: the same)
+        self.pca = LatentPCA(autoencoder_channels, latent_channels) if autoencoder_channels else None
         D = 4 * width
         self.text = TextEncoder(vocab_size, text_dim, text_depth, heads, max_len)         # tau_theta
         self.time_mlp = nn.Sequential(nn.Linear(width, D), nn.SiLU(), nn.Linear(D, D))
