@@ -50,7 +50,7 @@ or light, and, when small, against one side, and its caption says all of it ("a 
 left"). A model that reads only the garment's name gets the other three wrong half the time or more.
 
 The model sampled from section 4 on is the shipped checkpoint `ldm_text` (`python -m course_lib checkpoints ldm_text`
-retrains it, about 20 minutes on one CPU thread).
+retrains it; the notebook prints how long it took).
 """)
 code(setup_cell(URL))
 code('PROFILE = "auto"  # smoke | cpu | gpu | auto (gpu with CUDA, else cpu); papermill sets it', ["parameters"])
@@ -192,6 +192,49 @@ plt.show()
 md(fill("RECON_DISCUSSION", "RECON_DISCUSSION"))
 
 md("""
+### How many of the 16 channels carry anything?
+
+A diffusion model spends its loss equally on every number it denoises. Before training one on $z_e$, look at how
+the 16 channels vary together: the covariance of the 16-vectors over all positions of the training latents, and
+its eigenvalues — principal component analysis, channel by channel (`course_lib.guidance.LatentPCA`). If the
+variance sits in a few directions, the other channels are (almost) constant, and noise added there is predicted
+exactly by the best *linear* denoiser: a model trained on all 16 learns little beyond that. Below, each axis's
+share of the variance, and the reconstruction when only the top $k$ axes of $z_e$ are kept (the others set to
+their mean), graded by the judge of captioned images and by FID.
+""")
+code("""
+from course_lib.guidance.latent import LatentPCA
+from course_lib.guidance.shipped import caption_latents
+
+z_fit, ids_train, mask_train, _ = caption_latents(cfg.n_train_latents, "train", seed=0)   # E(x) of training images
+pca16 = LatentPCA(C, C).fit(z_fit)
+share = pca16.explained()
+judge_acc = lambda images: grade(images, recon_set.captions, recon_set.labels)["class"]
+rows = {}
+for k in (1, 2, 3, C):
+    pk = LatentPCA(C, k).fit(z_fit)
+    images_k = decode_latents(tok, pk.decode(pk.encode(z_e)))
+    rows[k] = (judge_acc(images_k), fid(images_k))
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.bar(range(1, C + 1), share.numpy(), color="tab:blue")
+ax.set_yscale("log"); ax.set_ylim(1e-7, 1.5)
+ax.set(xlabel="channel axis (principal component)", ylabel="share of the variance (log)", xticks=range(1, C + 1),
+       title=f"the {C} channels of z_e: {float(share[:2].sum()):.1%} of the variance on 2 axes")
+plt.tight_layout(); plt.show()
+print(f"share of the variance on the top axes: " + ", ".join(f"{float(share[:k].sum()):.4f} (k={k})" for k in (1, 2, 3)))
+print(f"{'axes kept':>10s} {'judge accuracy':>15s} {'FID':>7s}   ({cfg.n_recon} captioned test images)")
+for k, (acc, f) in rows.items():
+    print(f"{k:10d} {acc:15.3f} {f:7.2f}")
+print(f"real images: judge accuracy {judge_acc(recon_set.images):.3f}")
+record("pca_share_top2", float(share[:2].sum()))
+record("pca_judge_acc_k1", rows[1][0])
+record("pca_judge_acc_k2", rows[2][0])
+record("pca_judge_acc_k16", rows[C][0])
+record("pca_fid_k2", rows[2][1])
+""")
+md(fill("PCA_DISCUSSION", "PCA_DISCUSSION"))
+
+md("""
 ## Cross-attention: the image asks, the caption answers
 
 In every block of the denoiser, the feature map $\\varphi(z_t)$ (one vector per latent position) reads the caption's
@@ -287,24 +330,25 @@ The loss is chapter 13's $L_\\text{simple}$, on latents:
 $$L_{LDM} = \\mathbb{E}_{z_0 = E(x),\\, y,\\, \\epsilon,\\, t}\\,\\big\\|\\epsilon - \\epsilon_\\theta(z_t, t, \\tau_\\theta(y))\\big\\|^2,
 \\qquad z_t = \\sqrt{\\bar\\alpha_t}\\, z_0 + \\sqrt{1-\\bar\\alpha_t}\\, \\epsilon,$$
 
-with the latents divided by their standard deviation first (Rombach et al. Sec. 4.3.2's scale factor: the noise
-schedule was made for data of about unit scale), and the caption replaced by the empty one 10 % of the time
+on the latent's top 2 channel axes, each scaled to unit variance: $w = \\Lambda_2^{-1/2} V_2^\\top (z_e - \\mu)$ at every
+position, a 2 × 7 × 7 latent (Rombach et al. Sec. 4.3.2 divide the latent by one global standard deviation, because
+the noise schedule was made for data of about unit scale; here each axis gets its own), and the caption replaced
+by the empty one 10 % of the time
 (`drop_caption`), for classifier-free guidance. The visible loop below trains a fresh model for a few steps; the
 trivial baseline, $\\epsilon_\\theta = 0$, has loss 1.
 """)
 code("""
 from course_lib.guidance.latent import LatentTextDenoiser, drop_caption
-from course_lib.guidance.shipped import LATENT, caption_latents
+from course_lib.guidance.shipped import LATENT
 
 schedule = NoiseSchedule(1000).to(DEVICE)
-z_train, ids_train, mask_train, _ = caption_latents(cfg.n_train_latents, "train", seed=0)   # E(x), frozen
-latent_std = float(z_train.std())
-z_train = z_train / latent_std                                       # unit variance
 torch.manual_seed(0)
-model = LatentTextDenoiser(len(tokenizer), **LATENT).to(DEVICE)
+model = LatentTextDenoiser(len(tokenizer), **LATENT).to(DEVICE)              # model.pca: 16 channels -> 2 axes
+z_train = model.pca.fit(z_fit).encode(z_fit)                                 # (N, 2, 7, 7), unit variance per axis
 n_text = sum(p.numel() for p in model.text.parameters())
 print(f"LatentTextDenoiser: {sum(p.numel() for p in model.parameters()):,} parameters, {n_text:,} of them in the "
-      f"text encoder; latents {tuple(z_train.shape)}, std {latent_std:.3f} before scaling")
+      f"text encoder; latents {tuple(z_fit.shape)} -> {tuple(z_train.shape)}, std per axis "
+      f"{[round(float(v), 3) for v in z_train.std((0, 2, 3))]}")
 optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
 g = torch.Generator().manual_seed(0)
 losses, dropped, start = [], 0, time.perf_counter()
@@ -334,21 +378,20 @@ record("caption_dropped_frac", dropped / (64 * cfg.train_steps))
 md("""
 ## Caption → image
 
-The shipped `ldm_text` ran the same loop for 8,000 steps (with warm-up and an EMA of the weights, as chapter 13's
+The shipped `ldm_text` ran the same loop for 12,000 steps (with warm-up and an EMA of the weights, as chapter 13's
 `ddpm`) on the latents of 60,000 captioned training images. Sampling is chapter 14's DDIM with classifier-free
 guidance, in the latent, then one pass of the decoder:
 
-1. $z_T \\sim \\mathcal N(0, I)$ of shape (16, 7, 7);
+1. $w_T \\sim \\mathcal N(0, I)$ of shape (2, 7, 7);
 2. at each of the DDIM steps, $\\hat\\epsilon = \\epsilon_\\theta(z_t, t, \\varnothing) + s\\,(\\epsilon_\\theta(z_t, t, y) -
    \\epsilon_\\theta(z_t, t, \\varnothing))$, both predictions in one batch, then the DDIM update;
-3. $x = D(\\text{quantize}(z_0 \\cdot \\sigma_z))$, undoing the scale factor.
+3. $x = D(\\text{quantize}(\\mu + V_2 \\Lambda_2^{1/2} w_0))$: back to the tokenizer's 16 channels, snapped, decoded.
 """)
 code("""
 from course_lib.guidance.shipped import load_guidance_model
 
 ldm = load_guidance_model("ldm_text", DEVICE, PROFILE)
 entry = ldm.checkpoint_entry
-ldm_scale = entry["metrics"]["latent_scale"]                       # 1 / std of the training latents
 print(f"ldm_text: {entry['origin']} checkpoint, {entry['metrics']['steps']:,} steps of batch 64, trained "
       f"{entry['metrics'].get('seconds', entry['seconds']) / 60:.0f} min; loss {entry['metrics']['loss_first']:.3f} -> "
       f"{entry['metrics']['loss_last']:.3f} (means of the first and last tenth)")
@@ -357,7 +400,7 @@ K_STEP = schedule.T // cfg.sample_steps
 @torch.no_grad()
 def generate(captions: list[str], scale: float, seed: int = 1, batch_size: int = 250,
              return_latents: bool = False):
-    '''One image per caption -> (N, 1, 28, 28) in [0, 1] (and the latents z_0 (N, 16, 7, 7), scaled): DDIM
+    '''One image per caption -> (N, 1, 28, 28) in [0, 1] (and the latents w_0 (N, 2, 7, 7)): DDIM
     (eta = 0) over cfg.sample_steps steps in the latent with eps_u + s (eps_c - eps_u), then the decoder.'''
     ids, mask = tokenizer.encode_batch(captions)                   # (N, 16) each; an unknown word raises
     g, images, latents = torch.Generator().manual_seed(seed), [], []
@@ -365,7 +408,7 @@ def generate(captions: list[str], scale: float, seed: int = 1, batch_size: int =
         c = ids[i:i + batch_size].to(DEVICE), mask[i:i + batch_size].to(DEVICE)       # the caption
         B = len(c[0])
         u = null[0].expand(B, -1).to(DEVICE), null[1].expand(B, -1).to(DEVICE)        # the empty caption
-        z = torch.randn((B, C, 7, 7), generator=g).to(DEVICE)                         # z_T
+        z = torch.randn((B, ldm.latent_channels, 7, 7), generator=g).to(DEVICE)       # w_T
         for t in ddim_timesteps(schedule.T, cfg.sample_steps):
             tt = torch.full((B,), t, device=DEVICE)
             if scale in (0, 1):                      # the combination is one of the two predictions: one pass
@@ -376,7 +419,7 @@ def generate(captions: list[str], scale: float, seed: int = 1, batch_size: int =
                 eps = guidance.cfg(eps_u, eps_c, scale)
             z = schedule.ddim_step(eps, t, t - K_STEP, z)
         latents.append(z.cpu())
-        images.append(decode_latents(tok, z / ldm_scale))           # back to the tokenizer's units, then D
+        images.append(decode_latents(tok, ldm.pca.decode(z)))       # back to the tokenizer's 16 channels, then D
     return (torch.cat(images), torch.cat(latents)) if return_latents else torch.cat(images)
 
 shown = ["a small dark sneaker on the left", "a photo of a large light dress", "a small light bag at the top",
@@ -496,7 +539,7 @@ start = time.perf_counter()
 sample_cfg(pixel, schedule, speed_labels, 3.0, steps=cfg.sample_steps, batch_size=cfg.n_speed)
 pixel_seconds = (time.perf_counter() - start) / cfg.n_speed
 with torch.no_grad(), FlopCounterMode(display=False) as latent_flops:
-    ldm(torch.zeros(1, C, 7, 7, device=DEVICE), torch.zeros(1, device=DEVICE), *(p[:1].to(DEVICE) for p in tokenizer.encode_batch(test.captions[:1])))
+    ldm(torch.zeros(1, ldm.latent_channels, 7, 7, device=DEVICE), torch.zeros(1, device=DEVICE), *(p[:1].to(DEVICE) for p in tokenizer.encode_batch(test.captions[:1])))
 with torch.no_grad(), FlopCounterMode(display=False) as pixel_flops:
     pixel(torch.zeros(1, 1, 28, 28, device=DEVICE), torch.zeros(1, device=DEVICE), torch.zeros(1, dtype=torch.long, device=DEVICE))
 flops = {"latent": latent_flops.get_total_flops(), "pixel": pixel_flops.get_total_flops()}
@@ -539,7 +582,7 @@ ATTN_T = (100, 300, 500, 700)
 
 @torch.no_grad()
 def word_maps(z0: torch.Tensor, captions: list[str], seed: int = 0) -> torch.Tensor:
-    '''Latents z0 (N, 16, 7, 7) (scaled) and their captions -> weights (N, 7, 7, L) averaged over heads, blocks and
+    '''Latents w0 (N, 2, 7, 7) and their captions -> weights (N, 7, 7, L) averaged over heads, blocks and
     the steps ATTN_T.'''
     ids, mask = tokenizer.encode_batch(captions)
     g, total = torch.Generator().manual_seed(seed), 0
