@@ -410,7 +410,7 @@ Predict before you measure: which of the AR model's layers (0 = embeddings, 4 = 
 code("""
 # Predict before you run the next cell: one of (0, 1, 2, 3, 4).
 ### BEGIN SOLUTION
-my_prediction = 2
+my_prediction = 3
 ### END SOLUTION
 """)
 code("""
@@ -461,7 +461,7 @@ print(f"raw pixels: {pixel_acc:.3f}")
 record("probe_pixels", pixel_acc)
 best = max(range(len(acc["AR"])), key=lambda l: acc["AR"][l])
 check_prediction(my_prediction, best, range(len(acc["AR"])),
-                 why=f"the AR model's probe peaks at layer {best} ({acc['AR'][best]:.3f}); its last layer gives {acc['AR'][-1]:.3f}.")
+                 why=f"The AR model's probe peaks at layer {best} ({acc['AR'][best]:.3f}); its last layer gives {acc['AR'][-1]:.3f}.")
 """)
 b.discussion("probes")
 

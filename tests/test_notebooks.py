@@ -166,7 +166,8 @@ EXPECTED = {
     "16_image_gpt": {"palette_mean_abs_err", "ar_bits_per_token", "bigram_bits_per_token", "position_bits_per_token",
                      "unigram_bits_per_token", "judge_acc_top", "judge_acc_completion", "judge_acc_original",
                      "bert_masked_bits_per_token", "ar_masked_bits_per_token", "probe_pixels",
-                     *(f"probe_{m}_layer{l}" for m in ("ar", "bert") for l in range(5))},
+                     *(f"probe_{m}_layer{l}" for m in ("ar", "bert") for l in range(5)), "igpt_fid", "igpt_class_kl",
+                     "igpt_fid_floor_pipeline", "vae_fid_same_protocol", "dcgan_fid_same_protocol"},
     "17_vision_transformer": {"timm_parity_rel_err", "vit_notebook_acc", "vit_test_acc", "vit_test_nll", "resnet_test_acc",
                               "vit_10pct_acc", "resnet_10pct_acc", "gap_10pct_points", "gap_100pct_points",
                               "vit_acc_shift0", "resnet_acc_shift0", "pos_sim_neighbours", "pos_sim_far",
@@ -252,6 +253,7 @@ def test_smoke_execution(path, tmp_path):
     if path.stem == "16_image_gpt":        # the palette and the counting baselines need no trained network
         assert metrics["palette_mean_abs_err"] < 0.02 and metrics["judge_acc_original"] > 0.7
         assert metrics["bigram_bits_per_token"] < metrics["position_bits_per_token"] < metrics["unigram_bits_per_token"] < 4
+        assert metrics["ar_bits_per_token"] < metrics["bigram_bits_per_token"]        # igpt_ar is shipped
     if path.stem == "17_vision_transformer":  # timm parity is exact in any profile; the classifiers are shipped
         assert metrics["timm_parity_rel_err"] < 1e-5 and metrics["resnet_test_acc"] > 0.85
         assert metrics["vit_test_acc"] > 0.8 and metrics["vit_10pct_acc"] > 0.8 and metrics["resnet_10pct_acc"] > 0.8

@@ -38,7 +38,7 @@ class IGPTNotebookConfig:
 
 IGPT_CONFIGS = {
     "smoke": IGPTNotebookConfig(train_steps=3, n_eval=100, n_complete=20, n_probe_train=200, n_probe_test=100,
-                                n_fid=50),
+                                n_fid=20),
     "cpu": IGPTNotebookConfig(train_steps=100, n_eval=2_000, n_complete=300, n_probe_train=5_000, n_probe_test=2_000,
                               n_fid=1_000),
     "gpu": IGPTNotebookConfig(train_steps=4_000, n_eval=10_000, n_complete=1_000, n_probe_train=20_000,
