@@ -162,7 +162,9 @@ EXPECTED = {
                             "xattn_pads_rel_err", "short_run_loss_first", "short_run_loss_last", "caption_dropped_frac",
                             *(f"{m}_s{s}" for m in ("class_acc", "size_acc", "brightness_acc", "position_acc", "fid")
                               for s in (0, 1, 3)), "sweep_fid_floor", "pixel_seconds_per_image",
-                            "latent_seconds_per_image", "latent_speedup", "flops_ratio", "attn_on_item_garment"},
+                            "latent_seconds_per_image", "latent_speedup", "flops_ratio", "attn_on_item_garment",
+                            "pca_share_top2", "pca_judge_acc_k1", "pca_judge_acc_k2", "pca_judge_acc_k16", "pca_fid_k2",
+                            "manifest_class_acc_s3", "manifest_fid_s3"},
     "16_image_gpt": {"palette_mean_abs_err", "ar_bits_per_token", "bigram_bits_per_token", "position_bits_per_token",
                      "unigram_bits_per_token", "judge_acc_top", "judge_acc_completion", "judge_acc_original",
                      "bert_masked_bits_per_token", "ar_masked_bits_per_token", "probe_pixels",
@@ -249,7 +251,8 @@ def test_smoke_execution(path, tmp_path):
         assert metrics["compression_positions"] == 16 and metrics["recon_mse"] < metrics["pooled_mse"]
         assert metrics["xattn_paths_rel_err"] < 1e-12 and metrics["xattn_pads_rel_err"] < 1e-12
         assert metrics.get("xattn_diffusers_rel_err", 0) < 1e-12 and 0.03 < metrics["caption_dropped_frac"] < 0.2
-        assert metrics["flops_ratio"] > 2
+        assert metrics["flops_ratio"] > 2 and metrics["pca_share_top2"] > 0.99        # the tokenizer's spectrum
+        assert metrics["manifest_class_acc_s3"] > 0.8                                   # ldm_text is shipped
     if path.stem == "16_image_gpt":        # the palette and the counting baselines need no trained network
         assert metrics["palette_mean_abs_err"] < 0.02 and metrics["judge_acc_original"] > 0.7
         assert metrics["bigram_bits_per_token"] < metrics["position_bits_per_token"] < metrics["unigram_bits_per_token"] < 4
