@@ -1,8 +1,8 @@
-"""Draft of notebook 15 (latent diffusion), kept as the script that writes it: `python drafts/build_15_latent_diffusion.py`
-writes notebooks/15_latent_diffusion.ipynb (or the path given). Not part of the course yet: the shipped ldm_text does
-not follow the caption's class (issue #18's closing notes say what was measured). Placeholders (RECON_DISCUSSION,
-SAMPLES_DISCUSSION, EVAL_DISCUSSION, SPEED_DISCUSSION, MAPS_DISCUSSION) are filled from a cpu run through an
-optional fill.py (FILL_FILE) defining those names and PREDICTION."""
+"""Notebook 15 (latent diffusion), kept as the script that writes it: `python drafts/build_15_latent_diffusion.py`
+writes notebooks/15_latent_diffusion.ipynb (or the path given). The prose that discusses measured numbers
+(RECON_DISCUSSION, PCA_DISCUSSION, SAMPLES_DISCUSSION, EVAL_DISCUSSION, SPEED_DISCUSSION, MAPS_DISCUSSION and
+PREDICTION) is in drafts/fill_15.py (FILL_FILE), written after a cpu run and checked against its outputs; rebuild,
+then re-execute with `python -m course_lib run --profile cpu --inplace`."""
 import sys
 from pathlib import Path
 
