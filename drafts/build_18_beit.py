@@ -275,7 +275,7 @@ record("resnet_10pct_acc", ft["ResNet (resnet_fmnist_10pct)"])
 record("pretraining_gain_points", gain)
 measured = "no" if gain <= 0 else "by under 1 point" if gain < 1 else "by 1 to 3 points" if gain < 3 else "by 3 points or more"
 check_prediction(my_prediction, measured, ("no", "by under 1 point", "by 1 to 3 points", "by 3 points or more"),
-                 why=f"pre-trained {pre:.3f} against {scratch:.3f} from scratch ({gain:+.1f} points).")
+                 why=f"Pre-trained: {pre:.3f} against {scratch:.3f} from scratch ({gain:+.1f} points).")
 """)
 code("""
 from sklearn.linear_model import LogisticRegression

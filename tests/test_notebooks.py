@@ -262,6 +262,7 @@ def test_smoke_execution(path, tmp_path):
         assert metrics["vit_test_acc"] > 0.8 and metrics["vit_10pct_acc"] > 0.8 and metrics["resnet_10pct_acc"] > 0.8
     if path.stem == "18_beit":             # masking statistics and the tokenizer need no training
         assert 0.39 < metrics["mask_fraction"] <= 20 / 49 and metrics["tokenizer_mse"] < 0.01
+        assert metrics["finetune_10pct_acc"] > 0.8 and metrics["mim_acc"] > metrics["mim_acc_nearest_visible"]  # shipped
     if path.stem == "19_dalle":            # the tokenizer's decoded real tokens: the samples' ceiling
         assert metrics["decoded_tokens_class_acc"] > 0.6
     if path.stem == "13_ddpm":             # the forward-process check and the trivial predictors need no training
