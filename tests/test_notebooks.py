@@ -171,6 +171,7 @@ EXPECTED = {
                      *(f"probe_{m}_layer{l}" for m in ("ar", "bert") for l in range(5)), "igpt_fid", "igpt_class_kl",
                      "igpt_fid_floor_pipeline", "vae_fid_same_protocol", "dcgan_fid_same_protocol"},
     "17_vision_transformer": {"timm_parity_rel_err", "vit_notebook_acc", "vit_test_acc", "vit_test_nll", "resnet_test_acc",
+                              "vit_long_test_acc", "vit_long_test_nll",
                               "vit_10pct_acc", "resnet_10pct_acc", "gap_10pct_points", "gap_100pct_points",
                               "vit_acc_shift0", "resnet_acc_shift0", "pos_sim_neighbours", "pos_sim_far",
                               *(f"attn_dist_layer{l}_{m}" for l in range(1, 5) for m in ("min", "max"))},
