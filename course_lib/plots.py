@@ -33,8 +33,11 @@ def image_grid(images: Tensor, titles: list[str] | None = None, ncols: int = 8, 
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + (0.3 if titles else 0)),
-                             squeeze=False)
+    # room for each row's tallest title (8-point lines) and the suptitle, so titles never overlap the row above
+    lines = [max((str(t).count("\n") + 1 for t in titles[r * ncols:(r + 1) * ncols] if t), default=0)
+             for r in range(nrows)] if titles else [0]
+    height = scale * nrows + 0.16 * sum(lines) + (0.3 if titles else 0) + (0.35 if suptitle else 0)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, height), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
