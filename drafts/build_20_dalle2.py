@@ -138,6 +138,16 @@ them. We compare the bare prompt with an **ensemble**: the mean embedding of eve
 
 **Retrieval**: among `cfg.n_eval` test pairs, how often is an image's own caption the most similar of all the
 captions (recall@1), and the other way round.
+
+Predict before you measure: how does the prompt ensemble's zero-shot accuracy compare with the bare prompt's? One
+of `"bare prompt better"`, `"within 2 points"`, `"ensemble better by 2 to 10 points"`,
+`"ensemble better by 10 points or more"`.
+""")
+code("""
+# Predict before you run the next cell: one of the four answers above.
+### BEGIN SOLUTION
+my_prediction = "ensemble better by 2 to 10 points"
+### END SOLUTION
 """)
 code("""
 clip = load("clip", DEVICE, PROFILE)
@@ -171,6 +181,14 @@ for k, v in zero_shot.items():
 print(f"retrieval among {n_ret} test pairs, recall@1 (chance {1 / n_ret:.3f}):")
 for k, v in ret.items():
     print(f"  {k:18s} {v:.3f}")
+from course_lib.checks import check_prediction
+
+gain = 100 * (zero_shot["prompt ensemble"] - zero_shot["bare prompt"])
+answers = ("bare prompt better", "within 2 points", "ensemble better by 2 to 10 points", "ensemble better by 10 points or more")
+measured = answers[0] if gain < -2 else answers[1] if gain <= 2 else answers[2] if gain < 10 else answers[3]
+check_prediction(my_prediction, measured, answers,
+                 why=f"The ensemble classifies {zero_shot['prompt ensemble']:.1%} correctly, the bare prompt "
+                     f"{zero_shot['bare prompt']:.1%} ({gain:+.1f} points).")
 record("zero_shot_bare_acc", zero_shot["bare prompt"])
 record("zero_shot_ensemble_acc", zero_shot["prompt ensemble"])
 record("recall1_image_to_caption", ret["image -> caption"])

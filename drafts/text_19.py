@@ -27,6 +27,11 @@ class and less varied than real images. Compare the references: the judge recogn
 images, and 81.4 % of their own tokens decoded; the best setting's samples reach that second number, because
 low-temperature samples are prototypical items, easier to classify than the real ones, while their FID (2.43)
 stays above that of the decoded real tokens (1.53). The floor of FID with 500 images, real against real, is 0.86.
+One sample per caption leaves each class accuracy a standard error of about 1.8 points, so the step from T=0.7 to
+T=0.7 with top-k 8 (2.8 points) is suggestive, while the whole gain from plain sampling (9.6 points) is not in
+doubt. Chapter 15's latent diffusion, graded the same way on 300 captions, reached class 0.877 at FID 2.43 (floor
+2.32 with 300 images; FID grows as the sample shrinks, so only the gaps to each floor compare): diffusion with
+guidance matches the captions better than this small DALL·E, at a similar distance from real images.
 """
 
 rerank = """
