@@ -38,6 +38,7 @@ code("""
 import math
 import textwrap
 import time
+from collections import Counter
 
 import matplotlib.pyplot as plt
 import torch
@@ -85,9 +86,11 @@ def my_clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, log_scale: flo
 
 check_clip_loss_kernel(my_clip_loss)
 """)
-md("""
-By hand: an untrained CLIP gives every pair the same similarity. What is the loss of a batch of 128 pairs then, in
-nats (3 significant digits)? The training curve below starts there.
+md(r"""
+By hand: a CLIP that gives every pair the same similarity has learned nothing. What is its loss on a batch of 128
+pairs, in nats (3 significant digits)? That is the line to beat in the training curve below. (A freshly
+initialised CLIP starts *above* it: its similarities are not equal but random, and the initial scale
+$e^t = 1/0.07 \approx 14$ turns their noise into confidently wrong logits.)
 """)
 code("""
 from course_lib.dalle.checks import check_chance_clip_loss
@@ -136,8 +139,11 @@ here too: captions in training always name a size and a brightness, so a bare "a
 them. We compare the bare prompt with an **ensemble**: the mean embedding of every prompt "a photo of a {size}
 {brightness} {noun}" over sizes, brightnesses and the class's synonyms.
 
-**Retrieval**: among `cfg.n_eval` test pairs, how often is an image's own caption the most similar of all the
-captions (recall@1), and the other way round.
+**Retrieval**: among 1,000 test pairs, how often is an image's own caption the most similar of all the captions
+(recall@1), and the other way round. Chance is 1 in 1,000, but 1 is out of reach: a caption says only the class,
+size, brightness and position, so dozens of the 1,000 images fit "large dark trousers" equally well. The ceiling
+is an oracle that reads those four perfectly and guesses among the pairs that share them. (Identical caption
+strings get identical embeddings, and a tie counts as a hit, so image → caption has the higher ceiling.)
 
 Predict before you measure: how does the prompt ensemble's zero-shot accuracy compare with the bare prompt's? One
 of `"bare prompt better"`, `"within 2 points"`, `"ensemble better by 2 to 10 points"`,
@@ -175,12 +181,18 @@ zero_shot = {k: float(((zi @ p.T).argmax(1) == test.labels).double().mean()) for
 n_ret = min(1000, cfg.n_eval)
 sim = zi[:n_ret] @ embed_text(test.captions[:n_ret]).T                                                 # (n, n)
 ret = {"image -> caption": recall_at_k(sim, 1), "caption -> image": recall_at_k(sim.T, 1)}
+# The oracle's expected recall@1: it ranks the pairs that share a meaning first, in random order among them.
+meaning = list(zip(test.labels[:n_ret].tolist(), test.sizes, test.brightness, test.positions))    # what a caption says
+shared, same_text = Counter(meaning), Counter(test.captions[:n_ret])
+ceiling = {"image -> caption": sum(same_text[c] / shared[m] for c, m in zip(test.captions, meaning)) / n_ret,
+           "caption -> image": len(shared) / n_ret}      # identical caption strings tie, and a tie counts as a hit
 print(f"zero-shot accuracy on {cfg.n_eval} captioned test images (chance 0.1):")
 for k, v in zero_shot.items():
     print(f"  {k:18s} {v:.3f}")
-print(f"retrieval among {n_ret} test pairs, recall@1 (chance {1 / n_ret:.3f}):")
+print(f"retrieval among {n_ret} test pairs, recall@1 (chance {1 / n_ret:.3f}; the oracle's ceiling, "
+      f"{len(shared)} meanings and {len(same_text)} distinct captions among the {n_ret}):")
 for k, v in ret.items():
-    print(f"  {k:18s} {v:.3f}")
+    print(f"  {k:18s} {v:.3f}   ceiling {ceiling[k]:.3f}")
 from course_lib.checks import check_prediction
 
 gain = 100 * (zero_shot["prompt ensemble"] - zero_shot["bare prompt"])
@@ -193,6 +205,8 @@ record("zero_shot_bare_acc", zero_shot["bare prompt"])
 record("zero_shot_ensemble_acc", zero_shot["prompt ensemble"])
 record("recall1_image_to_caption", ret["image -> caption"])
 record("recall1_caption_to_image", ret["caption -> image"])
+record("recall1_ceiling_image_to_caption", ceiling["image -> caption"])
+record("recall1_ceiling_caption_to_image", ceiling["caption -> image"])
 fig, ax = plt.subplots(figsize=(5, 4.2))
 im = ax.imshow(sim[:12, :12], cmap="viridis")
 ax.set(xlabel="caption j", ylabel="image i", title="cosine similarity, 12 test pairs (diagonal = matches)")
@@ -234,12 +248,12 @@ nearest = (F.normalize(zt, dim=-1) @ F.normalize(zt_train, dim=-1).T).argmax(1) 
 cos = lambda a: float(F.cosine_similarity(a, zi_true).mean())
 table = {"the caption's text embedding": cos(zt), "nearest training caption's image": cos(zi_train[nearest]),
          "diffusion prior (one sample)": cos(z_prior)}
-print(f"mean cosine similarity to the true image embedding, {n_p} test captions:")
-for k, v in table.items():
-    print(f"  {k:36s} {v:.3f}")
 record("prior_cos", table["diffusion prior (one sample)"])
 record("text_emb_cos", table["the caption's text embedding"])
 record("retrieval_prior_cos", table["nearest training caption's image"])
+print(f"mean cosine similarity to the true image embedding, {n_p} test captions:")
+for k, v in table.items():
+    print(f"  {k:36s} {v:.3f}")
 """)
 b.discussion("prior")
 
@@ -291,17 +305,18 @@ plt.show()
 b.discussion("decoder")
 code("""
 judge = load_caption_judge(DEVICE, PROFILE)
-n_s = cfg.n_samples
-real = caption_dataset(n_s, "test", seed=0)
-real_stats = metrics.gaussian(metrics.features(caption_dataset(n_s, "test", seed=5).images))
+n_s = cfg.n_samples                        # the first n_s test captions, the ones the prior embedded above
+captions, labels = test.captions[:n_s], test.labels[:n_s]
+real_stats = metrics.gaussian(metrics.features(caption_dataset(n_s, "test", seed=5).images))   # another draw
 
 def grade(images: torch.Tensor) -> dict:
-    hit = predict(judge, images).argmax(1) == real.labels
-    out = {"class": float(hit.double().mean())} | attribute_agreement(measure_attributes(images), real.captions)
+    '''Images (n_s, 1, 28, 28) made for `captions` -> class, size, brightness, position agreement and FID.'''
+    hit = predict(judge, images).argmax(1) == labels
+    out = {"class": float(hit.double().mean())} | attribute_agreement(measure_attributes(images), captions)
     out["fid"] = metrics.frechet_distance(*metrics.gaussian(metrics.features(images)), *real_stats)
     return out
 
-rows = {"real images": grade(real.images)}
+rows = {"real images": grade(test.images[:n_s])}
 samples, start = {}, time.perf_counter()
 for s in cfg.scales:
     samples[s] = decode(z_prior[:n_s], s, seed=2)
@@ -316,7 +331,7 @@ for s in cfg.scales:
     for key in ("class", "size", "brightness", "position", "fid"):
         record(f"{key}_s{s:g}".replace(".", "p"), r[key])
 record("true_emb_class_acc", rows["true z_i -> decoder, s=3"]["class"])
-names = [textwrap.fill(c, 22) for c in real.captions[:6]]
+names = [textwrap.fill(c, 22) for c in captions[:6]]
 best_s = max(cfg.scales, key=lambda s: rows[f"caption -> prior -> decoder, s={s:g}"]["class"])
 plots.image_grid(samples[best_s][:6], names, ncols=6, scale=2.0, suptitle=f"caption -> prior -> decoder (s = {best_s:g})")
 plt.show()

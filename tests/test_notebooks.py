@@ -181,7 +181,8 @@ EXPECTED = {
     "19_dalle": {"image_bits_per_token", "image_bits_wrong_caption", "image_bits_per_position", "best_class_acc",
                  "decoded_tokens_class_acc", "rerank_acc_first", "rerank_acc_clip", "rerank_acc_oracle"},
     "20_dalle2": {"zero_shot_bare_acc", "zero_shot_ensemble_acc", "recall1_image_to_caption", "recall1_caption_to_image",
-                  "prior_cos", "text_emb_cos", "retrieval_prior_cos", "true_emb_class_acc"},
+                  "recall1_ceiling_image_to_caption", "recall1_ceiling_caption_to_image", "prior_cos", "text_emb_cos",
+                  "retrieval_prior_cos", "true_emb_class_acc"},
 }
 
 
@@ -266,6 +267,9 @@ def test_smoke_execution(path, tmp_path):
         assert metrics["finetune_10pct_acc"] > 0.8 and metrics["mim_acc"] > metrics["mim_acc_nearest_visible"]  # shipped
     if path.stem == "19_dalle":            # the tokenizer's decoded real tokens: the samples' ceiling
         assert metrics["decoded_tokens_class_acc"] > 0.6
+    if path.stem == "20_dalle2":           # clip and unclip_prior are shipped: zero-shot and the prior's gain hold
+        assert metrics["zero_shot_ensemble_acc"] > 0.6 and metrics["prior_cos"] > metrics["text_emb_cos"]
+        assert metrics["recall1_ceiling_caption_to_image"] <= metrics["recall1_ceiling_image_to_caption"] <= 1
     if path.stem == "13_ddpm":             # the forward-process check and the trivial predictors need no training
         assert metrics["forward_min_ks_p"] > 1e-3 and metrics["forward_wrong_ks_d"] > 0.1
         assert metrics["eps_linear_test_loss"] < metrics["eps_zero_test_loss"] == pytest.approx(1, abs=0.05)
