@@ -9,7 +9,7 @@ PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed
 JOBS       ?= 2
 
-.PHONY: setup data browser course test lab results learner checkpoints clean
+.PHONY: setup data browser course test lab results learner checkpoints site clean
 
 setup: $(STAMP) data
 
@@ -81,6 +81,11 @@ learner: setup
 # Retrain the shipped checkpoints (data/checkpoints) with one command.
 checkpoints: setup
 	$(PY) -m course_lib checkpoints
+
+# The course website from the committed notebooks (Sphinx + myst-nb, nothing executed; MathJax from npm, kept
+# offline in the site): open build/site/html/index.html. tests/test_site.py builds it too and checks it in Chromium.
+site: setup
+	$(PY) -m course_lib site --out build/site
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,4 +1,4 @@
-"""Command line: ``python -m course_lib run ...``, ``... checkpoints``, ``... sync`` and ``... learner``."""
+"""Command line: ``python -m course_lib run ...``, ``... checkpoints``, ``... sync``, ``... learner`` and ``... site``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     learner = sub.add_parser("learner", help="regenerate the learner edition (learner/) from notebooks/")
     learner.add_argument("notebooks", nargs="*", type=Path, help="notebooks (default: all in notebooks/)")
 
+    site = sub.add_parser("site", help="build the static course website from the committed notebooks")
+    site.add_argument("--out", type=Path, default=None, help="build folder (default: build/site); the site is OUT/html")
+
     args = parser.parse_args(argv)
+    if args.command == "site":
+        from course_lib.site import ROOT, build
+
+        build((args.out or ROOT / "build" / "site").resolve())
+        return 0
     if args.command == "learner":
         from course_lib.editions import write_learner_editions
 
