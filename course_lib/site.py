@@ -259,12 +259,13 @@ def stage(out: Path) -> Path:
 
 
 def build(out: Path) -> Path:
-    """Stage and build the site -> ``out/html``. Sphinx's warnings are errors except the known harmless kinds."""
+    """Stage and build the site -> ``out/html``; a Sphinx warning (a broken reference, a bad cell) fails the build."""
     start = time.perf_counter()
     src = stage(out)
     html_dir = out / "html"
     shutil.rmtree(html_dir, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-j", "1", str(src), str(html_dir)], check=True)
+    subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", str(src), str(html_dir)],
+                   check=True)
     size = sum(f.stat().st_size for f in html_dir.rglob("*") if f.is_file())
     print(f"site: {html_dir / 'index.html'} ({size / 2**20:.1f} MiB, {time.perf_counter() - start:.0f} s)")
     return html_dir
