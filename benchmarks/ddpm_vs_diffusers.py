@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import platform
 import sys
 import time
@@ -33,6 +32,7 @@ from course_lib.diffusion import NoiseSchedule  # noqa: E402
 from course_lib.diffusion.shipped import SHIPPED, build_unet  # noqa: E402
 from course_lib.diffusion.train import sample_ddim, to_model, to_unit  # noqa: E402
 from course_lib.training import ema_update  # noqa: E402
+from results_file import write  # noqa: E402
 
 
 def reference_unet():
@@ -120,9 +120,7 @@ def main() -> int:
         print(name, row, flush=True)
     result["throughput_ratio"] = round(result["ours"]["steps_per_s"] / result["diffusers"]["steps_per_s"], 3)
     result["fid_ratio"] = round(result["ours"]["fid"] / result["diffusers"]["fid"], 3)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result, indent=1))
+    write(args.out, result)
     return 0
 
 

@@ -10,7 +10,6 @@ idle machine: it is a benchmark, not a test.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -20,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from course_lib import site  # noqa: E402
+from results_file import write  # noqa: E402
 
 
 def main() -> int:
@@ -36,9 +36,7 @@ def main() -> int:
               "build_seconds": round(seconds, 1), "site_mib": round(sum(f.stat().st_size for f in files) / 2**20, 1),
               "html_pages": sum(f.suffix == ".html" for f in files), "files": len(files),
               "notebook_pages": len(site.notebooks())}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result, indent=1))
+    write(args.out, result)
     return 0
 
 

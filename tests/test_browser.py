@@ -20,18 +20,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+from chromium import ARTIFACTS, ROOT, needs_chromium
+from chromium import browser as _browser
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.xdist_group("browser"),  # one worker starts JupyterLab once for the whole file
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (`make setup` installs it as root; "
-                                                    "else `sudo apt-get install chromium`)"),
+    needs_chromium,
 ]
+browser = pytest.fixture(scope="module")(_browser)
 
 
 def free_port() -> int:
@@ -80,15 +77,6 @@ def lab(tmp_path_factory):
     except subprocess.TimeoutExpired:
         server.kill()
     log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
-        yield b
-        b.close()
 
 
 def open_and_run_all(browser, lab, name: str, timeout_s: float = 240):

@@ -18,22 +18,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from chromium import ARTIFACTS, ROOT, needs_chromium
+from chromium import browser as _browser
 from course_lib import site
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 PAGES = [f"notebooks/{p.stem}.html" for p in site.notebooks().values()] + [
     "index.html", "results.html", "profiles/smoke.html", "profiles/cpu.html", "profiles/gpu.html"]
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.xdist_group("site"),      # one worker builds the site once for the whole file
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (`make setup` installs it as root; "
-                                                    "else `sudo apt-get install chromium`)"),
+    needs_chromium,
 ]
+browser = pytest.fixture(scope="module")(_browser)
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -53,15 +50,6 @@ def served():
     thread.start()
     yield f"http://127.0.0.1:{port}", html_dir
     server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
-        yield b
-        b.close()
 
 
 def open_page(browser, base: str, path: str):
