@@ -5,7 +5,8 @@
 - ``clip``            notebook 20's CLIP (also notebook 19's reranker): 3,000 steps of batch 128 (``train_clip``)
 - ``unclip_prior``    DALL-E 2's diffusion prior on ``clip``'s embeddings: 4,000 steps of batch 256 (``train_prior``)
 - ``unclip_decoder``  DALL-E 2's decoder, the course U-Net conditioned on ``clip``'s image embedding: 5,000 steps of
-                      batch 64, as chapter 14's ``ddpm_cond`` (``train_decoder``)
+                      batch 64 with the embedding dropped 10 % of the time, as chapter 14's ``ddpm_cond``, but with
+                      the one-cycle AdamW of ``run_steps`` and no EMA of the weights (``train_decoder``)
 """
 
 from __future__ import annotations
