@@ -53,6 +53,19 @@ def pytest_runtest_makereport(item, call):
 
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    """On a pytest-xdist worker under ``--dist loadgroup``, every test marked ``xdist_group`` must carry its group in
+    its node id (``...@group``), or the scheduler spreads the group over the workers and each worker runs the group's
+    module fixtures again (a second Colab venv, a second site build into the same folder). Say so loudly."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    lost = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    if lost:
+        raise pytest.UsageError(f"pytest-xdist did not tag {len(lost)} xdist_group tests (e.g. {lost[0]}): this "
+                                "pytest and pytest-xdist do not work together; pyproject.toml pins pytest < 9")
+
+
 def pytest_collection_modifyitems(config, items):
     """The longest tests first: the cpu re-run of a notebook, then the smoke runs of the notebooks, then the rest,
     each group in its collection order. With pytest-xdist handing tests out one by one, the long ones then start
