@@ -179,11 +179,21 @@ def index_page(titles: dict[str, str]) -> str:
 
 
 def results_page() -> str:
-    from course_lib.runner import committed_results, results_table
+    """Every recorded number, one section per notebook (the README's table, from the same ``committed_results``)."""
+    from course_lib.runner import committed_results, fmt
 
-    return ("# Results\n\nEvery number the notebooks record, from the committed notebooks (the same table as the "
-            "README's; seconds are each notebook's own cpu-profile run on 2 CPU cores).\n\n"
-            + results_table(committed_results()))
+    results = committed_results()
+    lines = ["# Results", "", "Every number the notebooks record with `record(...)`, read from the committed notebooks "
+             f"(profile: {results['profile']}); the README's results table holds the same numbers. Seconds are each "
+             "notebook's own run on 2 CPU cores; each name links to the notebook that measures it.", ""]
+    for stem, r in results["notebooks"].items():
+        lines += [f"## [{stem}](notebooks/{stem}.ipynb)", "", f"{r['seconds']:.0f} s.", ""]
+        if "error" in r:
+            lines += ["**The last run failed:** " + " ".join(r["error"].split()), ""]
+            continue
+        lines += ["| recorded | value |", "|---|---:|"] + [f"| `{k}` | {fmt(v)} |" for k, v in r["metrics"].items()]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def profile_page(name: str) -> str:
