@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from safetensors.torch import load_file, save_file
+import torch
 from torch import nn
 
 from course_lib.profiles import PROFILES, resolve
@@ -90,9 +91,11 @@ def save(name: str, model: nn.Module, folder: Path | None = None, *, profile: st
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     _atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"name": name}))
     manifest = read_manifest(folder)
+    device = next((t.device.type for t in model.state_dict().values()), "cpu")
     manifest[name] = {"file": path.name, "sha256": sha256(path), "profile": resolve(profile),
                       "seconds": round(float(seconds), 1), "metrics": metrics or {},
-                      "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+                      "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                      "device": device, "threads": torch.get_num_threads()}   # what "seconds" was measured on
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     _atomic_write(folder / MANIFEST, lambda tmp: tmp.write_text(text))
     return path

@@ -80,6 +80,7 @@ def test_save_load_roundtrip_from_cache(cache):
     assert entry["profile"] == "smoke"
     assert entry["seconds"] == 12.3
     assert entry["metrics"] == {"acc": 0.9}
+    assert entry["device"] == "cpu" and entry["threads"] == torch.get_num_threads()   # what the seconds were on
 
     other = linear()
     assert not torch.equal(other.weight, model.weight)
