@@ -16,10 +16,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from course_lib.resume import load_state, save_state
-from course_lib.utils import (
-    at_least_float32 as _upcast,  # float16/bfloat16 -> float32, else unchanged
-)
-from course_lib.utils import autocast
+from course_lib.utils import at_least_float32 as _upcast  # float16/bfloat16 -> float32, else unchanged
+from course_lib.utils import autocast, backward_step
 
 
 def check_images(x: Tensor, size: int = 28) -> None:
@@ -63,9 +61,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y:
     model.train()
     with autocast(x.device):
         loss = F.cross_entropy(model(x), y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    backward_step(loss, optimizer, x.device)          # with a gradient scaler under float16 (a T4)
     return loss.detach()
 
 

@@ -6,6 +6,7 @@ import contextlib
 import os
 import platform
 import random
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +47,44 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def autocast(dev: torch.device | str):
-    """Mixed precision on CUDA (bfloat16 where supported, else float16); a no-op on CPU."""
+def amp_dtype(dev: torch.device | str) -> torch.dtype | None:
+    """The mixed-precision dtype on ``dev``: bfloat16 on GPUs that compute in it natively (compute capability
+    >= 8: A100, L4, H100), float16 on older ones (T4, V100: they would only *emulate* bfloat16, slowly, which
+    ``torch.cuda.is_bf16_supported()`` counts as support unless asked not to), None on the CPU."""
     dev = torch.device(dev)
     if dev.type != "cuda":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+
+
+def autocast(dev: torch.device | str):
+    """Mixed precision on CUDA in ``amp_dtype(dev)``; a no-op on CPU."""
+    dtype = amp_dtype(dev)
+    return contextlib.nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
+
+
+_SCALERS: "weakref.WeakKeyDictionary[torch.optim.Optimizer, torch.amp.GradScaler]" = weakref.WeakKeyDictionary()
+
+
+def backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, dev: torch.device | str) -> None:
+    """zero_grad, backward and step for a loss computed under ``autocast(dev)``.
+
+    Under float16 the small gradients underflow to zero, so the loss is scaled up before backward and the
+    gradients down before the step, with the scale adapted to avoid overflow (Micikevicius et al. 2018,
+    ``torch.amp.GradScaler``; the scaler is kept per optimizer so that its scale persists across steps, and
+    its overflow check costs one host synchronisation per step). bfloat16 has float32's range and float32 needs
+    no scaling: there it is a plain backward and step."""
+    optimizer.zero_grad(set_to_none=True)
+    if amp_dtype(dev) != torch.float16:
+        loss.backward()
+        optimizer.step()
+        return
+    scaler = _SCALERS.get(optimizer)
+    if scaler is None:
+        scaler = _SCALERS[optimizer] = torch.amp.GradScaler(torch.device(dev).type)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def setup(seed: int = 0) -> torch.device:

@@ -88,6 +88,36 @@ def test_autocast_is_a_no_op_on_cpu():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
 
 
+def test_amp_dtype_is_float16_where_bfloat16_is_only_emulated(monkeypatch):
+    # A T4 (compute capability 7.5) "supports" bfloat16 by emulation, slowly: autocast must pick float16 there.
+    def t4(including_emulation: bool = True) -> bool:
+        return including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", t4)
+    assert utils.amp_dtype("cuda") == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)   # an A100
+    assert utils.amp_dtype("cuda") == torch.bfloat16
+    assert utils.amp_dtype("cpu") is None
+
+
+def test_backward_step_scales_float16_gradients_and_keeps_the_scaler(monkeypatch):
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 5, dtype=torch.float64), torch.randn(16, 1, dtype=torch.float64)
+    plain, scaled = torch.nn.Linear(5, 1).double(), torch.nn.Linear(5, 1).double()
+    scaled.load_state_dict(plain.state_dict())
+    opt_plain, opt_scaled = torch.optim.SGD(plain.parameters(), lr=0.1), torch.optim.SGD(scaled.parameters(), lr=0.1)
+    for _ in range(3):
+        utils.backward_step((plain(x) - y).pow(2).mean(), opt_plain, "cpu")          # float32 path: no scaler
+    assert opt_plain not in utils._SCALERS
+    monkeypatch.setattr(utils, "amp_dtype", lambda dev: torch.float16)             # as on a T4
+    for _ in range(3):
+        utils.backward_step((scaled(x) - y).pow(2).mean(), opt_scaled, "cpu")
+    scaler = utils._SCALERS[opt_scaled]
+    assert scaler.get_scale() == 2.0 ** 16         # the default initial scale: no overflow, no growth in 3 steps
+    for p, q in zip(plain.parameters(), scaled.parameters()):                     # unscaled before each step
+        torch.testing.assert_close(q, p, rtol=1e-12, atol=1e-12 * float(p.detach().abs().max()))
+
+
 def test_setup_reports_device(capsys):
     dev = utils.setup(seed=1)
     assert dev == utils.device()

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.detection.boxes import _upcast, batched_nms, paired_iou
-from course_lib.utils import autocast
+from course_lib.utils import autocast, backward_step
 
 EPS = 1e-12  # keeps sqrt(w) differentiable when a predicted width underflows to 0
 
@@ -241,7 +241,5 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: Tenso
     with autocast(images.device):
         pred = model(images)
     terms = yolo_loss(_upcast(pred), target)
-    optimizer.zero_grad(set_to_none=True)
-    terms["total"].backward()
-    optimizer.step()
+    backward_step(terms["total"], optimizer, images.device)     # with a gradient scaler under float16 (a T4)
     return {k: v.detach() for k, v in terms.items()}
