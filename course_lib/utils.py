@@ -34,6 +34,14 @@ def at_least_float32(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.is_floating_point() and torch.finfo(t.dtype).bits < 32 else t
 
 
+def values_checkable(t: torch.Tensor) -> bool:
+    """Whether checking ``t``'s *values* (a range, a sign) is free: only on the CPU. On a GPU, reading a value back
+    waits for every queued kernel (a host synchronisation), which inside a training or sampling loop stalls the
+    GPU at every step; there the value checks are skipped (an out-of-range index still fails, as a device-side
+    assert) while shapes and dtypes are checked everywhere. The tests and the cpu profile run the value checks."""
+    return t.device.type == "cpu"
+
+
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch; return a torch Generator seeded the same way."""
     random.seed(seed)

@@ -122,3 +122,24 @@ def test_setup_reports_device(capsys):
     dev = utils.setup(seed=1)
     assert dev == utils.device()
     assert f"device {dev}" in capsys.readouterr().out
+
+
+def test_value_checks_run_on_the_cpu_and_never_read_back_from_a_device():
+    # A "meta" tensor stands in for a GPU tensor: it has a shape and a dtype but no values, so reading one back
+    # (what int(t.max()) does: a host synchronisation on a GPU) raises. The shape checks still run there.
+    from course_lib.diffusion import NoiseSchedule
+    from course_lib.text.encoder import TextEncoder
+
+    schedule = NoiseSchedule(10)
+    x_meta, t_meta = torch.empty(3, 1, 4, 4, device="meta"), torch.empty(3, dtype=torch.long, device="meta")
+    assert schedule._check(x_meta, t_meta).shape == (3,)
+    with pytest.raises(ValueError, match=r"expected t in \[0, 9\]"):
+        schedule._check(torch.zeros(3, 1, 4, 4), torch.tensor([0, 5, 10]))
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        schedule._check(x_meta, torch.empty(2, dtype=torch.long, device="meta"))
+    encoder = TextEncoder(vocab_size=5)
+    ids = torch.tensor([[1, 7]])
+    with pytest.raises(ValueError, match=r"expected ids in \[0, 4\]"):
+        encoder.check(ids, torch.ones(1, 2, dtype=torch.bool))
+    encoder.check(ids.to("meta"), torch.ones(1, 2, dtype=torch.bool, device="meta"))
+    assert not utils.values_checkable(t_meta) and utils.values_checkable(torch.zeros(1))

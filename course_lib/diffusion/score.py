@@ -21,6 +21,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from course_lib.utils import values_checkable
+
 
 def _sigma_column(sigma: float | Tensor, x: Tensor) -> Tensor:
     """sigma (a float, a 0-d tensor or (B,)) -> (B,) and (B, 1, ..., 1) views in x's dtype, all > 0."""
@@ -30,7 +32,7 @@ def _sigma_column(sigma: float | Tensor, x: Tensor) -> Tensor:
         s = s.expand(B)
     if s.shape != (B,):
         raise ValueError(f"expected sigma a float or a tensor of shape ({B},), got {tuple(s.shape)}")
-    if bool((s <= 0).any()):
+    if values_checkable(s) and bool((s <= 0).any()):
         raise ValueError("expected sigma > 0")
     return s
 

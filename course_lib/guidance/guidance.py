@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.diffusion.unet import ResBlock, UNet, sinusoidal_embedding
+from course_lib.utils import values_checkable
 
 
 def _per_example(value: float | Tensor, x: Tensor, name: str) -> Tensor | float:
@@ -89,7 +90,7 @@ def classifier_guided_eps(eps: Tensor, grad_log_p: Tensor, alpha_bar_t: float | 
         raise ValueError(f"expected eps and grad_log_p of the same shape (B, ...), got "
                          f"{tuple(getattr(eps, 'shape', ()))} and {tuple(getattr(grad_log_p, 'shape', ()))}")
     abar = torch.as_tensor(_per_example(alpha_bar_t, eps, "alpha_bar_t"), dtype=eps.dtype, device=eps.device)
-    if not bool(((abar >= 0) & (abar <= 1)).all()):
+    if values_checkable(abar) and not bool(((abar >= 0) & (abar <= 1)).all()):
         raise ValueError(f"expected alpha_bar_t in [0, 1], got {alpha_bar_t}")
     s = _per_example(scale, eps, "scale")
     return eps - s * (1 - abar).sqrt() * grad_log_p                          # (B, ...)
@@ -114,7 +115,7 @@ def classifier_grad(classifier: nn.Module, x_t: Tensor, t: Tensor | int, y: Tens
         logits = classifier(x, t)                                               # (B, K)
         if logits.shape[:1] != (B,) or logits.ndim != 2:
             raise ValueError(f"expected the classifier's logits of shape ({B}, K), got {tuple(logits.shape)}")
-        if B and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
+        if B and values_checkable(y) and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
             raise ValueError(f"expected y in [0, {logits.shape[1] - 1}], got [{int(y.min())}, {int(y.max())}]")
         log_p = F.log_softmax(logits, dim=1).gather(1, y.view(B, 1).to(logits.device)).sum()
         (grad,) = torch.autograd.grad(log_p, x)
@@ -145,7 +146,7 @@ class ClassConditionalUNet(UNet):
         if not isinstance(y, Tensor) or y.shape != (B,) or y.is_floating_point():
             raise ValueError(f"expected y of shape ({B},) int64 in [0, {self.num_classes}] "
                              f"({self.num_classes} = null), got {tuple(getattr(y, 'shape', ())) or y!r}")
-        if B and (int(y.min()) < 0 or int(y.max()) > self.num_classes):
+        if B and values_checkable(y) and (int(y.min()) < 0 or int(y.max()) > self.num_classes):
             raise ValueError(f"expected y in [0, {self.num_classes}] ({self.num_classes} = null), "
                              f"got [{int(y.min())}, {int(y.max())}]")
         temb = self.time_mlp(sinusoidal_embedding(t, self.channels[0]).to(x.dtype))   # (B, D)
