@@ -155,6 +155,6 @@ def test_loss_goes_down():
     start = torch.randint(cfg.num_codes, (64, 1))
     tokens = (start + torch.arange(cfg.length)) % cfg.num_codes          # (64, 12)
     optimizer = torch.optim.AdamW(prior.parameters(), lr=3e-3)
-    losses = [train_step(prior, optimizer, tokens) for _ in range(60)]
+    losses = [float(train_step(prior, optimizer, tokens)) for _ in range(60)]
     assert losses[0] > 0.8 * math.log(cfg.num_codes)
     assert sum(losses[-5:]) / 5 < 0.5 * losses[0], [round(v, 3) for v in losses[::10]]

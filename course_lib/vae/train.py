@@ -14,15 +14,16 @@ from course_lib.vae.kernels import binarize, iwae_nll
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, beta: float = 1.0) -> dict:
     """One step on -(recon_term - beta * kl_term), averaged over the batch x (N, C, H, W) binary.
 
-    Returns the batch means of both terms (nats per image). beta < 1 is the KL warm-up of Sonderby et al.
-    2016; beta = 1 is the ELBO."""
+    Returns the batch means of both terms and the loss (nats per image), 0-d tensors detached on x's device (not
+    read back, so a GPU loop does not wait at every step). beta < 1 is the KL warm-up of Sonderby et al. 2016;
+    beta = 1 is the ELBO."""
     model.train()
     recon, kl = model.terms(x)
     loss = -(recon - beta * kl).mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return {"recon": recon.mean().item(), "kl": kl.mean().item(), "loss": loss.item()}
+    return {"recon": recon.mean().detach(), "kl": kl.mean().detach(), "loss": loss.detach()}
 
 
 @dataclass
@@ -86,9 +87,9 @@ def train_model(model: nn.Module, cfg: TrainConfig, progress: bool = True) -> di
             terms = train_step(model, optimizer, x, beta=min(1.0, step / warmup))
             step += 1
             for key in sums:
-                sums[key] += terms[key] / steps_per_epoch
+                sums[key] += terms[key].double() / steps_per_epoch
         for key in sums:
-            history[key].append(round(sums[key], 3))
+            history[key].append(round(float(sums[key]), 3))                # one read-back per epoch
     x_test, _ = binarized_test(cfg.n_eval)
     metrics = {key: round(v, 3) for key, v in evaluate(model, x_test, cfg.k_eval).items()}
     return {**metrics, "epochs": cfg.epochs, "n_train": len(images), "n_eval": len(x_test),

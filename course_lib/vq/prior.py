@@ -128,14 +128,15 @@ def nll(prior: TokenPrior, tokens: Tensor) -> Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
 
 
-def train_step(prior: TokenPrior, optimizer: torch.optim.Optimizer, tokens: Tensor) -> float:
-    """One maximum-likelihood step on a batch of token sequences (B, T) -> the batch's NLL (nats per token)."""
+def train_step(prior: TokenPrior, optimizer: torch.optim.Optimizer, tokens: Tensor) -> Tensor:
+    """One maximum-likelihood step on a batch of token sequences (B, T) -> the batch's NLL (nats per token), a 0-d
+    tensor detached on the tokens' device (not read back: a GPU loop does not wait at every step)."""
     prior.train()
     loss = nll(prior, tokens)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return loss.item()
+    return loss.detach()
 
 
 def sample_next(logits: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
