@@ -3,6 +3,9 @@
 - ``fmnist_classifier`` -- the **judge**: chapter 01's ResNet trained for 15 epochs. Every generative
   chapter measures its samples with its features (``course_lib.metrics``).
 - ``fmnist_alexnet`` -- chapter 01's AlexNet, whose max-pooling switches chapter 02's deconvnet unpools.
+- ``fmnist_alexnet15``, ``fmnist_googlenet``, ``fmnist_densenet`` -- chapter 01's other architectures trained
+  exactly as the judge (15 epochs, the same recipe), so that the four can be ranked near convergence rather than
+  after the notebook's short equal-time runs.
 
 ``python -m course_lib checkpoints`` trains them (``SHIPPED`` sizes) into ``data/checkpoints``.
 :func:`load_classifier` loads one by name; where no usable checkpoint exists it trains one with the
@@ -24,7 +27,8 @@ from course_lib.training import accuracy, fit
 from course_lib.utils import device as default_device
 
 CHECKPOINT = "fmnist_classifier"
-ARCH = {"fmnist_classifier": "resnet", "fmnist_alexnet": "alexnet"}
+ARCH = {"fmnist_classifier": "resnet", "fmnist_alexnet": "alexnet", "fmnist_alexnet15": "alexnet",
+        "fmnist_googlenet": "googlenet", "fmnist_densenet": "densenet"}
 
 
 @dataclass
@@ -35,7 +39,8 @@ class TrainConfig:
     lr: float = 3e-3
 
 
-SHIPPED = {"fmnist_classifier": TrainConfig(epochs=15), "fmnist_alexnet": TrainConfig(epochs=6)}
+SHIPPED = {"fmnist_classifier": TrainConfig(epochs=15), "fmnist_alexnet": TrainConfig(epochs=6),
+           **{name: TrainConfig(epochs=15) for name in ("fmnist_alexnet15", "fmnist_googlenet", "fmnist_densenet")}}
 FALLBACK = {"smoke": TrainConfig(n_train=2000, epochs=1), "cpu": TrainConfig(epochs=3),
             "gpu": TrainConfig(epochs=15)}
 

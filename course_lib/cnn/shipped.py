@@ -14,4 +14,5 @@ def _classifier(name: str):
     return make
 
 
-CHECKPOINTS = {name: _classifier(name) for name in ("fmnist_classifier", "fmnist_alexnet")}
+CHECKPOINTS = {name: _classifier(name) for name in ("fmnist_classifier", "fmnist_alexnet", "fmnist_alexnet15",
+                                                    "fmnist_googlenet", "fmnist_densenet")}
