@@ -59,7 +59,7 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, flush it to disk, then rename it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -89,7 +89,7 @@ def save(name: str, model: nn.Module, folder: Path | None = None, *, profile: st
     folder = Path(folder) if folder is not None else cache_checkpoint_dir()
     path = folder / f"{name}.safetensors"
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"name": name}))
+    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"name": name}))
     manifest = read_manifest(folder)
     device = next((t.device.type for t in model.state_dict().values()), "cpu")
     manifest[name] = {"file": path.name, "sha256": sha256(path), "profile": resolve(profile),
@@ -97,7 +97,7 @@ def save(name: str, model: nn.Module, folder: Path | None = None, *, profile: st
                       "created": time.strftime("%Y-%m-%d %H:%M:%S"),
                       "device": device, "threads": torch.get_num_threads()}   # what "seconds" was measured on
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    _atomic_write(folder / MANIFEST, lambda tmp: tmp.write_text(text))
+    atomic_write(folder / MANIFEST, lambda tmp: tmp.write_text(text))
     return path
 
 
@@ -113,7 +113,7 @@ def update_metrics(name: str, metrics: dict, folder: Path | None = None) -> dict
         raise ValueError(f"{folder / manifest[name]['file']} does not match its manifest's sha256: not updating")
     manifest[name]["metrics"] = {**manifest[name].get("metrics", {}), **metrics}
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    _atomic_write(folder / MANIFEST, lambda tmp: tmp.write_text(text))
+    atomic_write(folder / MANIFEST, lambda tmp: tmp.write_text(text))
     return manifest[name]
 
 

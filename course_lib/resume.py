@@ -22,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from course_lib.checkpoints import CheckpointWarning, _atomic_write
+from course_lib.checkpoints import CheckpointWarning, atomic_write
 
 
 def _flatten(obj: Any, prefix: str, tensors: dict[str, Tensor]) -> Any:
@@ -66,7 +66,7 @@ def save_state(path: Path, step: int, model: nn.Module, optimizer: torch.optim.O
             "extra": extra or {}}
     tensors: dict[str, Tensor] = {}
     structure = _flatten(tree, "s", tensors)
-    _atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"structure": json.dumps(structure)}))
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"structure": json.dumps(structure)}))
 
 
 def load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any = None,

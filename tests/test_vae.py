@@ -4,6 +4,7 @@ Oracles: torch.distributions (KL, Normal and Bernoulli log-probabilities) and, f
 log-likelihood of tiny models computed by quadrature over a 1-D or 2-D latent.
 """
 
+import json
 import math
 
 import pytest
@@ -420,3 +421,21 @@ def test_hierarchical_kl_per_level_adds_up_to_the_kl_term(levels):
     _, mu, logvar = chain[-1]
     top = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1)
     torch.testing.assert_close(per_level[-1], top, rtol=1e-10, atol=1e-10)
+
+
+def test_seed_spread_keeps_each_finished_run_and_resumes_with_the_missing_ones(tmp_path, monkeypatch):
+    from course_lib.vae import seeds
+    from course_lib.vae.train import TrainConfig
+
+    tiny = TrainConfig(epochs=1, n_train=256, n_eval=50, k_eval=3, warmup_epochs=0)
+    path = tmp_path / "spread.json"
+    first = seeds.run((1,), path=path, cfg_override=tiny, progress=False)
+    assert set(first) == {"vae_latent16_seed1", "hvae_2level_seed1"}
+    assert all(r["seed"] == 1 and r["n_eval"] == 50 and "nll_k3" in r and "history" not in r for r in first.values())
+    assert seeds.read(path) == first                       # on disk, as JSON numbers only
+    calls = []
+    monkeypatch.setattr(seeds, "train_model", lambda *a, **k: calls.append(a) or {"history": {}})
+    del first["hvae_2level_seed1"]
+    path.write_text(json.dumps(first))                     # as if the job had been killed after one run
+    again = seeds.run((1,), path=path, cfg_override=tiny, progress=False)
+    assert len(calls) == 1 and set(again) == {"vae_latent16_seed1", "hvae_2level_seed1"}
