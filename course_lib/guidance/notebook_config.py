@@ -24,7 +24,7 @@ CONFIGS = {
     "smoke": GuidanceNotebookConfig(n_toy=200, toy_steps=10, train_steps=2, batch_size=16, n_acc=20, sample_steps=4, n_sweep=20,
                                     cfg_scales=(0.0, 1.0, 3.0), cg_scales=(0.0, 3.0)),
     "cpu": GuidanceNotebookConfig(n_toy=2_000, toy_steps=50, train_steps=40, batch_size=64, n_acc=500, sample_steps=25,
-                                  n_sweep=200, cfg_scales=(0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0), cg_scales=(0.0, 1.0, 3.0, 10.0)),
+                                  n_sweep=200, cfg_scales=(0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0), cg_scales=(0.0, 1.0, 3.0, 10.0)),
     "gpu": GuidanceNotebookConfig(n_toy=10_000, toy_steps=100, train_steps=1_000, batch_size=64, n_acc=2_000, sample_steps=50,
                                   n_sweep=1_000, cfg_scales=(0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0),
                                   cg_scales=(0.0, 1.0, 3.0, 10.0, 30.0)),
