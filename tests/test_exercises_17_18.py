@@ -2,9 +2,13 @@
 matrix product; unfold then a matrix product), and the plausible slips (patches read column by column, a patch
 flattened as (p, p, C), the bias forgotten, the weight not transposed) fail with a hint. 18: BEiT's masked-token loss
 passes as cross-entropy on the masked positions; the mean over all positions, the inverted mask, a per-image mean
-and the sum fail."""
+and the sum fail. 18: blockwise masking (Algorithm 1) passes when written as the paper's code runs it, given the
+same draws; the plausible slips (overshooting the target, a uniform aspect ratio, rows and columns swapped, truncating,
+no overlap, the corner drawn too early or never reaching the last row) fail."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -81,4 +85,58 @@ def test_mim_loss_accepts_the_textbook_forms(right, capsys):
 @pytest.mark.parametrize("wrong", list(MIM_WRONG))
 def test_mim_loss_rejects_the_slips(wrong, capsys):
     assert not passes(checks.check_mim_loss_kernel(MIM_WRONG[wrong]))
+    assert "Not quite" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- notebook 18: blockwise masking
+
+
+def algorithm1(grid, ratio, min_block, rand, *, overshoot=False, uniform_r=False, swap=False, trunc=False,
+               no_overlap=False, corner_first=False, last_row_never=False):
+    """Algorithm 1 as notebook 18's solution writes it; each keyword makes one plausible slip."""
+    target = round(ratio * grid * grid)
+    M = torch.zeros(grid, grid, dtype=torch.bool)
+    rnd = int if trunc else round
+    while (remaining := target - int(M.sum())) > 0:
+        for _ in range(10):
+            s = rand(min_block, remaining)
+            r = rand(0.3, 1 / 0.3) if uniform_r else math.exp(rand(math.log(0.3), math.log(1 / 0.3)))
+            a, b = rnd(math.sqrt(s * r)), rnd(math.sqrt(s / r))
+            if swap:
+                a, b = b, a
+            if corner_first:
+                top, left = int(rand(0, max(grid - a + 1, 0))), int(rand(0, max(grid - b + 1, 0)))
+            if not (1 <= a < grid and 1 <= b < grid):
+                continue
+            if not corner_first:
+                k = 0 if last_row_never else 1
+                top, left = int(rand(0, grid - a + k)), int(rand(0, grid - b + k))
+            new = a * b if no_overlap else a * b - int(M[top:top + a, left:left + b].sum())
+            if 0 < new and (overshoot or new <= remaining):
+                M[top:top + a, left:left + b] = True
+                break
+        else:
+            break
+    return M.flatten()
+
+
+SLIPS = ["overshoot", "uniform_r", "swap", "trunc", "no_overlap", "corner_first", "last_row_never"]
+
+
+def test_blockwise_mask_accepts_algorithm1(capsys):
+    assert passes(checks.check_blockwise_mask_kernel(algorithm1))
+    assert capsys.readouterr().out.startswith("Correct! my_blockwise_mask agrees with course_lib.transformers.beit")
+    assert passes(checks.check_blockwise_mask_kernel(lambda *a: algorithm1(*a).view(-1).long()))   # 0/1 ints
+
+
+@pytest.mark.parametrize("slip", SLIPS)
+def test_blockwise_mask_rejects_the_slips(slip, capsys):
+    assert not passes(checks.check_blockwise_mask_kernel(lambda *a: algorithm1(*a, **{slip: True})))
+    assert "Not quite" in capsys.readouterr().out
+
+
+def test_blockwise_mask_unanswered_and_wrong_shape(capsys):
+    assert not passes(checks.check_blockwise_mask_kernel(lambda *a: None))
+    assert "Not answered yet" in capsys.readouterr().out
+    assert not passes(checks.check_blockwise_mask_kernel(lambda g, *a: algorithm1(g, *a).view(g, g)))
     assert "Not quite" in capsys.readouterr().out

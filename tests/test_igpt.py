@@ -1,7 +1,7 @@
 """Notebook 16's Image GPT: the k-means palette (against scikit-learn's KMeans), quantization, the causal mask
 (what an AR output may and may not depend on), BERT's corruption, both losses against a direct computation,
-sampling (its first token's frequencies against the softmax, greedy decoding against full-length forward passes), and
-"loss goes down"."""
+sampling (its first token's frequencies against the softmax, greedy decoding against full-length forward passes, the key/value cache against both), notebook 16's
+hand check, and "loss goes down"."""
 
 import math
 
@@ -160,3 +160,26 @@ def test_sample_is_reproducible_and_rejects_bad_input():
         sample(model, torch.zeros(2, 5, dtype=torch.long), 6)
     with pytest.raises(ValueError, match="autoregressive"):
         sample(ImageGPT(vocab=6, seq_len=10, dim=16, depth=1, heads=2, causal=False), torch.zeros(2, 0, dtype=torch.long), 3)
+
+
+@pytest.mark.parametrize("P", [0, 1, 5])
+def test_cached_sampler_equals_the_full_forward_pass(P):
+    from course_lib.transformers.igpt import _cached_logits
+
+    torch.manual_seed(2)
+    model = ImageGPT(vocab=6, seq_len=12, dim=16, depth=2, heads=2).eval()
+    prefix = torch.randint(0, 6, (30, P), generator=torch.Generator().manual_seed(P))
+    a, b = (sample(model, prefix, 12 - P, generator=torch.Generator().manual_seed(3), cache=c) for c in (True, False))
+    assert torch.equal(a, b)                                  # the same draws from the same generator
+    steps = _cached_logits(model, a[:, :P])                    # and the logits of every new position
+    cached = torch.stack([next(steps)] + [steps.send(a[:, i:i + 1]) for i in range(P, 11)], 1)
+    with torch.no_grad():
+        assert torch.allclose(cached, model(a)[:, P:], atol=1e-5)
+
+
+def test_check_uniform_bits_512_rejects_the_slips(capsys):
+    from course_lib.transformers.igpt import check_uniform_bits_512
+
+    assert check_uniform_bits_512(1764) and check_uniform_bits_512(1764.0)
+    for wrong in (784, 9, 196, 7056, 100_352, 196 * math.log(512), None):
+        assert not check_uniform_bits_512(wrong), wrong

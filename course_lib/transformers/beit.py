@@ -13,7 +13,8 @@ Sec. 2.5 reads this as the second stage of a VAE's training: the tokenizer is q(
 (stage 1), and BEiT learns a prior-like p(z | x~) of the tokens from the corrupted image (stage 2).
 
 - ``blockwise_mask``  Algorithm 1: random blocks (area >= ``min_block`` patches, aspect ratio in [0.3, 1/0.3])
-                      until ``ratio`` of the grid is masked (exactly, as the paper's code)
+                      until ``ratio`` of the grid is masked (exactly, as the paper's code); its random draws
+                      can be supplied (``rand``), which is how notebook 18's exercise is checked
 - ``BEiT``            a ``ViT`` with a mask token and a head over the visual tokens
 - ``mim_loss``        Eq. 1's cross-entropy on the masked positions (and its accuracy)
 
@@ -23,6 +24,7 @@ Shapes: B batch, N = g * g patches (g the grid side), D width, V visual-token vo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -31,19 +33,27 @@ from torch import Tensor, nn
 from course_lib.transformers.vit import ViT
 
 
+def uniform_draws(generator: torch.Generator | None = None) -> Callable[[float, float], float]:
+    """``rand(lo, hi)``: one uniform float in [lo, hi) per call, from ``generator`` (torch's global one if None)."""
+    return lambda lo, hi: lo + float(torch.rand((), generator=generator)) * (hi - lo)
+
+
 def blockwise_mask(grid: int, ratio: float = 0.4, min_block: int = 4, attempts: int = 10,
-                   generator: torch.Generator | None = None) -> Tensor:
+                   generator: torch.Generator | None = None,
+                   rand: Callable[[float, float], float] | None = None) -> Tensor:
     """BEiT Algorithm 1 on a grid x grid patch grid -> (grid * grid,) bool, True = masked.
 
     Until round(ratio N) patches are masked: draw a block area s uniform in [min_block, remaining] (remaining =
     patches still to mask), an aspect ratio r log-uniform in [0.3, 1/0.3], a = round(sqrt(s r)) rows and
-    b = round(sqrt(s / r)) columns, a random top-left corner; mask the block if it adds at least one patch and
-    no more than remain (as the paper's code, so the count is exact). After ``attempts`` rejected blocks in a row it
-    stops (a little short of the target: rare)."""
+    b = round(sqrt(s / r)) columns (a block that does not fit inside the grid is rejected before its corner is
+    drawn), a random top-left corner; mask the block if it adds at least one patch and no more than remain (as the
+    paper's code, so the count is exact). After ``attempts`` rejected blocks in a row it stops (a little short of
+    the target: rare). The draws come from ``rand(lo, hi)`` in that order (s, log r, top, left), by default
+    ``uniform_draws(generator)``; notebook 18's exercise is checked by giving both the same ``rand``."""
     N = grid * grid
     target = round(ratio * N)
     M = torch.zeros(grid, grid, dtype=torch.bool)
-    u = lambda lo, hi: lo + float(torch.rand((), generator=generator)) * (hi - lo)   # noqa: E731  uniform draw
+    u = rand or uniform_draws(generator)
     while (remaining := target - int(M.sum())) > 0:
         for _ in range(attempts):
             s = u(min_block, remaining)

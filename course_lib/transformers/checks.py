@@ -15,6 +15,13 @@ accepting the exact answer and rejecting the plausible slips named in each docst
 
 Write the kernel: BEiT's masked-token loss of notebook 18 (Eq. 1: the mean cross-entropy over the masked positions
 only, every masked token of the batch weighing the same), checked on images with different numbers masked.
+
+Write the kernel: BEiT's blockwise masking of notebook 18 (Algorithm 1, as the paper's code runs it), checked against
+``course_lib.transformers.beit.blockwise_mask`` by giving both the same stream of uniform draws ``rand(lo, hi)``
+(seeded streams on 7 x 7 and 14 x 14 grids, and one that starts with a block too large for the grid). The cases
+reject the plausible slips: a block that overshoots the target accepted (the paper's pseudo-code), the aspect ratio
+drawn uniformly instead of log-uniformly, rows and columns swapped, int() instead of round(), the new patches counted
+without the overlap, the corner drawn before the fit test or never touching the last row or column.
 """
 
 from __future__ import annotations
@@ -120,6 +127,55 @@ def check_mim_loss_kernel(fn) -> Verdict:
                         hint="select the masked positions first (logits[mask] is (|M|, V), codes[mask] is (|M|,)), "
                              "then take the mean of -log softmax(logits)[code] over them: unmasked positions are not "
                              "predicted, and every masked token of the batch weighs the same.")
+
+
+def blockwise_mask_cases() -> list[tuple[str, tuple]]:
+    """(grid, ratio, min_block, seed) tuples; seed -1: a stream whose first block (s = 20, r = 1/0.3) is 8 x 2 on a
+    7 x 7 grid, too tall to fit, then seeded draws."""
+    return [
+        ("7 x 7 grid, ratio 0.4, blocks of >= 4 patches (the notebook's), draws seeded 0", (7, 0.4, 4, 0)),
+        ("7 x 7, ratio 0.4, min_block 4, seed 1", (7, 0.4, 4, 1)),
+        ("7 x 7, ratio 0.4, min_block 4, seed 2", (7, 0.4, 4, 2)),
+        ("14 x 14 grid, ratio 0.4, min_block 16 (the paper's setting), seed 3", (14, 0.4, 16, 3)),
+        ("7 x 7, ratio 0.2, min_block 4, seed 4", (7, 0.2, 4, 4)),
+        ("5 x 5, ratio 0.5, min_block 1, seed 5", (5, 0.5, 1, 5)),
+        ("edge: the first block (s = 20, r = 1/0.3: 8 x 2) does not fit the 7 x 7 grid: no corner is drawn for it",
+         (7, 0.4, 4, -1)),
+    ]
+
+
+def _draws(seed: int):
+    """The stream of uniform draws of a case: seeded, or for seed -1 scripted first (u = 1 for s and log r: the
+    largest block, too tall) and then seeded."""
+    from course_lib.transformers.beit import uniform_draws
+
+    seeded = uniform_draws(torch.Generator().manual_seed(max(seed, 0) + 100))
+    scripted = [1.0, 1.0] if seed == -1 else []
+
+    def rand(lo: float, hi: float) -> float:
+        return lo + scripted.pop(0) * (hi - lo) if scripted else seeded(lo, hi)
+    return rand
+
+
+def check_blockwise_mask_kernel(fn) -> Verdict:
+    """``fn(grid, ratio, min_block, rand) -> (grid * grid,) bool`` against ``blockwise_mask`` given the same draws."""
+    from course_lib.transformers.beit import blockwise_mask
+
+    def reference(grid, ratio, min_block, seed):
+        return blockwise_mask(grid, ratio, min_block, attempts=10, rand=_draws(seed))
+
+    def learner(grid, ratio, min_block, seed):
+        out = fn(grid, ratio, min_block, _draws(seed))
+        return out if out is None or not isinstance(out, Tensor) else out.to(torch.bool).double()
+
+    return check_kernel(learner, lambda *a: reference(*a).double(), blockwise_mask_cases(), name="my_blockwise_mask",
+                        reference_name="course_lib.transformers.beit.blockwise_mask",
+                        hint="draw in this order: s = rand(min_block, remaining), log r = rand(log 0.3, log(1/0.3)); "
+                             "a = round(sqrt(s r)) rows, b = round(sqrt(s / r)) columns; skip the block (no more "
+                             "draws) unless 1 <= a < grid and 1 <= b < grid; top = int(rand(0, grid - a + 1)), "
+                             "left = int(rand(0, grid - b + 1)); accept only if the patches it adds (not already "
+                             "masked) number between 1 and remaining; 10 rejections in a row end the loop. Return "
+                             "the (grid, grid) mask flattened row by row.")
 
 
 # ---------------------------------------------------------------------------------------------- hand computations

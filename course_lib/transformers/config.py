@@ -33,13 +33,13 @@ class IGPTNotebookConfig:
     n_complete: int       # test images whose bottom halves are completed and judged
     n_probe_train: int    # training images of the linear probes (features of every layer)
     n_probe_test: int     # test images of the linear probes
-    n_fid: int            # samples per model in the FID table (igpt_ar's manifest keeps 1,000)
+    n_fid: int            # images per model and seed (3 seeds) in the FID table
 
 
 IGPT_CONFIGS = {
     "smoke": IGPTNotebookConfig(train_steps=3, n_eval=100, n_complete=20, n_probe_train=200, n_probe_test=100,
                                 n_fid=20),
-    "cpu": IGPTNotebookConfig(train_steps=100, n_eval=2_000, n_complete=300, n_probe_train=5_000, n_probe_test=2_000,
+    "cpu": IGPTNotebookConfig(train_steps=100, n_eval=2_000, n_complete=300, n_probe_train=5_000, n_probe_test=10_000,
                               n_fid=1_000),
     "gpu": IGPTNotebookConfig(train_steps=4_000, n_eval=10_000, n_complete=1_000, n_probe_train=20_000,
                               n_probe_test=10_000, n_fid=1_000),

@@ -15,7 +15,10 @@ average over positions of a layer's LayerNorm-ed states (Sec. 3.4); the paper fi
 - ``ImageGPT``        token + position embeddings, ``Block`` x L (causal or not), LayerNorm, a head over the palette
 - ``ar_loss``         Eq. 1 in nats per token; ``bert_loss`` Eq. 2; ``mask_tokens`` draws M and replaces it
 - ``layer_features``  the probe features of every layer, (B, D) each
-- ``sample``          ancestral sampling, one token at a time (a completion of a prefix, or an image from nothing)
+- ``sample``          ancestral sampling, one token at a time (a completion of a prefix, or an image from nothing),
+                    with a key/value cache (each step runs the network on the one new position) or without
+- ``sample_images``   n unconditional samples as 28 x 28 images (the judge's size), drawn in batches
+- ``check_uniform_bits_512``  notebook 16's hand computation: bits per 14 x 14 image, uniform over 512 colours
 
 Shapes: B batch, S = side * side sequence length, K palette size (the vocabulary), D width, L layers.
 """
@@ -29,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from course_lib.checks import Verdict, report
 from course_lib.transformers.blocks import Block, causal_mask
 
 
@@ -152,21 +156,70 @@ def layer_features(model: ImageGPT, tokens: Tensor) -> list[Tensor]:
 
 @torch.no_grad()
 def sample(model: ImageGPT, prefix: Tensor, n_new: int, temperature: float = 1.0,
-           generator: torch.Generator | None = None) -> Tensor:
+           generator: torch.Generator | None = None, cache: bool = True) -> Tensor:
     """Draw n_new tokens after prefix (B, P) long (P may be 0), each from p(x_i | x_<i) ** (1 / temperature)
-    -> (B, P + n_new). Without a cache: every step runs the model on the whole sequence so far."""
+    -> (B, P + n_new). ``cache=False``: every step runs the model on the whole sequence so far (about S^2 / 2
+    token passes per image); ``cache=True``: the same logits from a key/value cache (``_cached_logits``), S token
+    passes. Both make the same draws from the same generator (up to float rounding of the probabilities)."""
     if not model.causal:
         raise ValueError("sampling left to right needs the autoregressive model (causal=True)")
     if prefix.ndim != 2 or prefix.dtype != torch.long or prefix.shape[1] + n_new > model.seq_len:
         raise ValueError(f"expected a prefix (B, P) long with P + n_new <= {model.seq_len}, got "
                          f"{tuple(prefix.shape)} {prefix.dtype} and n_new={n_new}")
     seq = prefix.to(model.palette.device)
-    for _ in range(n_new):
-        # one placeholder after the sequence: the causal shift makes its output the next token's distribution
-        logits = model(torch.cat([seq, seq.new_zeros(len(seq), 1)], 1))[:, -1]          # (B, K)
+    steps = _cached_logits(model, seq) if cache else None
+    for i in range(n_new):
+        if steps is not None:
+            logits = next(steps) if i == 0 else steps.send(seq[:, -1:])                # (B, K)
+        else:   # one placeholder after the sequence: the causal shift makes its output the next token's distribution
+            logits = model(torch.cat([seq, seq.new_zeros(len(seq), 1)], 1))[:, -1]    # (B, K)
         probs = (logits.float() / temperature).softmax(-1).cpu()
         seq = torch.cat([seq, torch.multinomial(probs, 1, generator=generator).to(seq.device)], 1)
     return seq
+
+
+def _cached_logits(model: ImageGPT, prefix: Tensor):
+    """A generator of next-token logits (B, K) with a key/value cache: first those of the token after prefix (B, P);
+    then, sent each new token (B, 1), those of the token after it. Position i's input is token i - 1 (the start
+    token at 0), so a step runs the blocks on the new position only, its query attending to the keys and values kept
+    from positions <= i (the causal mask, implicit); the logits equal ``model(tokens)[:, i]``."""
+    B, P = prefix.shape
+    D, h = model.pos_emb.shape[-1], model.blocks[0].attn.heads
+    kv = model.pos_emb.new_zeros(len(model.blocks), 2, B, h, model.seq_len, D // h)     # (L, 2, B, h, S, d)
+    x_in = torch.cat([torch.full((B, 1), model.special, device=prefix.device), prefix], 1)   # (B, P + 1)
+    start = 0
+    while True:
+        n = x_in.shape[1]
+        with torch.no_grad():                  # per step: grad mode is not held across a yield
+            x = model.tok_emb(x_in) + model.pos_emb[:, start:start + n]                # (B, n, D)
+            mask = causal_mask(start + n, x.device)[start:] if n > 1 else None         # (n, start + n)
+            for cache, block in zip(kv, model.blocks):
+                q, k, v = block.attn.qkv(block.norm1(x)).view(B, n, 3, h, D // h).permute(2, 0, 3, 1, 4)  # (B, h, n, d)
+                cache[0, :, :, start:start + n], cache[1, :, :, start:start + n] = k, v
+                y = F.scaled_dot_product_attention(q, cache[0, :, :, :start + n], cache[1, :, :, :start + n],
+                                                   attn_mask=mask)                      # (B, h, n, d)
+                x = x + block.attn.proj(y.transpose(1, 2).reshape(B, n, D))
+                x = x + block.mlp(block.norm2(x))
+            logits = model.head(model.norm(x[:, -1]))                                   # (B, K)
+        start += n
+        x_in = yield logits
+
+
+def sample_images(model: ImageGPT, n: int, seed: int = 1, batch_size: int = 500) -> Tensor:
+    """n images drawn from nothing (cached sampler, one seeded generator over the batches) -> (n, 1, 28, 28)."""
+    g, dev = torch.Generator().manual_seed(seed), model.palette.device
+    out = [sample(model, torch.zeros(min(batch_size, n - i), 0, dtype=torch.long, device=dev), model.seq_len,
+                  generator=g).cpu() for i in range(0, n, batch_size)]
+    return upsample(torch.cat(out), model.palette.cpu())
+
+
+def check_uniform_bits_512(answer) -> Verdict:
+    """Notebook 16's hand computation: bits per 14 x 14 image of a model that finds each of the paper's 512 palette
+    colours equally likely at every position: 196 log2(512) = 1,764. The slips fail: 784 (16 greys, or 28 x 28 x 1
+    bit), 9 (one token), 196 (the tokens), 7,056 (28 x 28 tokens), 100,352 (196 x 512), 1,222.7 (nats)."""
+    return report(answer, float(SIDE * SIDE * math.log2(512)),
+                  "each token is one of 512 equally likely colours: log2(512) bits; an image has 14 x 14 tokens",
+                  sig=None)
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -232,14 +285,10 @@ def sample_metrics(model: ImageGPT, n: int = 1_000, seed: int = 1, batch_size: i
     from course_lib import metrics
     from course_lib.data import fashion_mnist
 
-    g, start, out = torch.Generator().manual_seed(seed), time.perf_counter(), []
-    dev = model.palette.device
-    for i in range(0, n, batch_size):
-        empty = torch.zeros(min(batch_size, n - i), 0, dtype=torch.long, device=dev)
-        out.append(sample(model, empty, model.seq_len, generator=g).cpu())
+    start = time.perf_counter()
+    images = sample_images(model, n, seed, batch_size)
     seconds = time.perf_counter() - start
     palette = model.palette.cpu()
-    images = upsample(torch.cat(out), palette)
     real = fashion_mnist("test").subset(n, seed=0).images
     other = fashion_mnist("train").subset(n, seed=1).images
     piped = upsample(quantize(to_sequence_images(other), palette), palette)
