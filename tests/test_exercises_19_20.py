@@ -91,7 +91,6 @@ from course_lib.transformers import checks as tchecks  # noqa: E402
 
 
 def test_hand_computations_of_chapters_16_to_20(capsys):
-    assert_hand_check(tchecks.check_uniform_bits, 784, 784.0, [4, 196, 3136], capsys)
     assert_hand_check(tchecks.check_patch_embed_params, 1088, 1088.0, [1024, 49 * 1088, 1088 + 50 * 64], capsys)
     assert_hand_check(tchecks.check_masked_bits, 140, 140.0, [343, 2560, 20 * math.log(128)], capsys)
     assert_hand_check(checks.check_mask_pairs, 2145, 2145.0, [4225, 2080, 49 * 50 // 2], capsys)

@@ -10,8 +10,9 @@ checked against ``PatchEmbed``'s strided convolution on seeded random inputs and
 slips apart (patches read column by column, a patch flattened as (p, p, C) instead of (C, p, p) -- only a
 3-channel image shows it --, the bias forgotten, p = 1).
 
-Hand computations (``check_uniform_bits``, ``check_patch_embed_params``, ``check_masked_bits``): one per notebook,
-accepting the exact answer and rejecting the plausible slips named in each docstring.
+Hand computations (``check_patch_embed_params``, ``check_masked_bits``; notebook 16's is
+``igpt.check_uniform_bits_512``): one per notebook, accepting the exact answer and rejecting the plausible slips named
+in each docstring.
 
 Write the kernel: BEiT's masked-token loss of notebook 18 (Eq. 1: the mean cross-entropy over the masked positions
 only, every masked token of the batch weighing the same), checked on images with different numbers masked.
@@ -179,16 +180,6 @@ def check_blockwise_mask_kernel(fn) -> Verdict:
 
 
 # ---------------------------------------------------------------------------------------------- hand computations
-
-
-def check_uniform_bits(answer) -> Verdict:
-    """Notebook 16: how many bits does a model that finds every grey equally likely spend on one 14 x 14 image of
-    16-level tokens? 196 log2(16) = 784. Bits per token (4), the token count (196), or 16 x 196 (3,136) fail."""
-    from course_lib.checks import report
-    from course_lib.transformers.igpt import PALETTE, SIDE
-
-    return report(answer, float(SIDE * SIDE * math.log2(PALETTE)),
-                  "each token is one of 16 equally likely greys: log2(16) bits; an image has 14 x 14 tokens", sig=None)
 
 
 def check_patch_embed_params(answer) -> Verdict:
