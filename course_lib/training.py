@@ -153,12 +153,9 @@ def run_steps(model: nn.Module, steps: int, batch_loss, lr: float, *, weight_dec
         losses = list(extra["losses"].to(dev).unbind())
     model.train()
     for step in tqdm(range(step, steps), initial=step, total=steps, desc=desc, disable=not progress):
-        loss = batch_loss(g)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip_grad is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-        opt.step()
+        with autocast(dev):                                  # mixed precision on a GPU, a no-op on the CPU
+            loss = batch_loss(g)
+        backward_step(loss, opt, dev, clip_grad)             # float16 gradients scaled (a T4), clipped unscaled
         sched.step()
         losses.append(loss.detach())                         # stays on the device: no host sync per step
         if state is not None and ((step + 1) % state_every == 0 or step + 1 == steps):

@@ -66,33 +66,53 @@ def amp_dtype(dev: torch.device | str) -> torch.dtype | None:
 
 
 def autocast(dev: torch.device | str):
-    """Mixed precision on CUDA in ``amp_dtype(dev)``; a no-op on CPU."""
+    """Mixed precision in ``amp_dtype(dev)`` (on CUDA); a no-op where that is None (the CPU). Inside it, matmuls
+    and convolutions run in the low precision while reductions, softmax, log, exp and the losses stay in float32
+    (torch's autocast op lists); parameters and their gradients stay float32."""
     dtype = amp_dtype(dev)
-    return contextlib.nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(torch.device(dev).type, dtype=dtype)
 
 
 _SCALERS: "weakref.WeakKeyDictionary[torch.optim.Optimizer, torch.amp.GradScaler]" = weakref.WeakKeyDictionary()
 
 
-def backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, dev: torch.device | str) -> None:
-    """zero_grad, backward and step for a loss computed under ``autocast(dev)``.
+def backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, dev: torch.device | str,
+                  grad_clip: float | None = None) -> None:
+    """zero_grad, backward, optionally clip the gradient norm at ``grad_clip``, and step, for a loss computed
+    under ``autocast(dev)``.
 
     Under float16 the small gradients underflow to zero, so the loss is scaled up before backward and the
-    gradients down before the step, with the scale adapted to avoid overflow (Micikevicius et al. 2018,
-    ``torch.amp.GradScaler``; the scaler is kept per optimizer so that its scale persists across steps, and
+    gradients down before the clip and the step, with the scale adapted to avoid overflow (Micikevicius et al.
+    2018, ``torch.amp.GradScaler``; the scaler is kept per optimizer so that its scale persists across steps, and
     its overflow check costs one host synchronisation per step). bfloat16 has float32's range and float32 needs
     no scaling: there it is a plain backward and step."""
     optimizer.zero_grad(set_to_none=True)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     if amp_dtype(dev) != torch.float16:
         loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
         optimizer.step()
         return
     scaler = _SCALERS.get(optimizer)
     if scaler is None:
         scaler = _SCALERS[optimizer] = torch.amp.GradScaler(torch.device(dev).type)
     scaler.scale(loss).backward()
+    if grad_clip:
+        scaler.unscale_(optimizer)                   # clip the true gradients, not the scaled ones
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
     scaler.step(optimizer)
     scaler.update()
+
+
+def compile_if_asked(model: torch.nn.Module, dev: torch.device | str) -> torch.nn.Module:
+    """``model`` compiled in place (``nn.Module.compile``: its state_dict keys and checkpoints are unchanged) when
+    the environment asks for it with ``COURSE_COMPILE=1`` and ``dev`` is a GPU; else untouched. Off by default:
+    compiling takes a minute or two, which the short gpu-profile loops do not win back, while a learner's longer
+    run (more steps than the profile's) does."""
+    if os.environ.get("COURSE_COMPILE") == "1" and torch.device(dev).type == "cuda":
+        model.compile()
+    return model
 
 
 def setup(seed: int = 0) -> torch.device:

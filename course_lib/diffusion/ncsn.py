@@ -35,6 +35,7 @@ from course_lib.diffusion.score import dsm_loss, geometric_sigmas, langevin_step
 from course_lib.diffusion.train import gradient_step
 from course_lib.diffusion.unet import UNet
 from course_lib.profiles import resolve
+from course_lib.utils import autocast
 
 CHANNELS = (16, 32, 64)               # the DDPM U-Net of chapter 13: 0.77M parameters, ~0.9 s per step of 64 on one thread
 ATTENTION = (False, False, True)
@@ -91,7 +92,8 @@ def train_step(model: NCSN, optimizer: torch.optim.Optimizer, x: Tensor, generat
     a gradient step on the sigma^2-weighted DSM loss; returns the loss () before the update."""
     i = torch.randint(0, len(model.sigmas), (len(x),), generator=generator).to(x.device)   # (B,)
     z = torch.randn(x.shape, generator=generator).to(x.device)                             # (B, 1, 28, 28)
-    loss = dsm_loss(model, x, model.sigmas[i], z=z)
+    with autocast(x.device):                                                                # mixed precision on a GPU
+        loss = dsm_loss(model, x, model.sigmas[i], z=z)
     return gradient_step(model, optimizer, loss, grad_clip)
 
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from course_lib.diffusion.schedule import NoiseSchedule, ddim_timesteps, ddpm_loss
 from course_lib.training import ema_update
+from course_lib.utils import autocast, backward_step
 
 
 @dataclass
@@ -52,13 +53,11 @@ def to_unit(x: Tensor) -> Tensor:
 
 def gradient_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor,
                   grad_clip: float | None = 1.0) -> Tensor:
-    """Backpropagate ``loss`` (), clip the gradient norm at ``grad_clip`` (None: no clipping), step; return the
-    loss detached. The update DDPM's and the NCSN's training steps share."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
+    """Backpropagate ``loss`` (), clip the gradient norm of ``optimizer``'s parameters (``model``'s) at
+    ``grad_clip`` (None: no clipping), step; return the loss detached. The update DDPM's, the NCSN's and chapter
+    14-15's training steps share; for a loss computed under ``autocast`` it scales float16 gradients
+    (``utils.backward_step``)."""
+    backward_step(loss, optimizer, loss.device, grad_clip)
     return loss.detach()
 
 
@@ -67,7 +66,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Noi
     """Ho et al. Algorithm 1, one step on x0 (B, C, H, W) in [-1, 1]: returns L_simple () before the update."""
     t = torch.randint(0, schedule.T, (len(x0),), generator=generator).to(x0.device)      # (B,)
     eps = torch.randn(x0.shape, generator=generator).to(x0.device)                       # (B, C, H, W)
-    loss = ddpm_loss(model, schedule, x0, t, eps)
+    with autocast(x0.device):                                                            # mixed precision on a GPU
+        loss = ddpm_loss(model, schedule, x0, t, eps)
     return gradient_step(model, optimizer, loss, grad_clip)
 
 

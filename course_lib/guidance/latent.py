@@ -170,11 +170,13 @@ def latent_train_step(model: LatentTextDenoiser, optimizer: torch.optim.Optimize
     captions (ids, mask (B, L)), each dropped to ``null`` (the empty caption's ids, mask) with probability p_uncond.
     Draws from ``generator``: the dropped rows, t, eps. Returns the loss () before the update."""
     from course_lib.diffusion.train import gradient_step
+    from course_lib.utils import autocast
 
     ids, mask = drop_caption(ids, mask, p_uncond, *null, generator)
     t = torch.randint(0, schedule.T, (len(z0),), generator=generator).to(z0.device)     # (B,)
     eps = torch.randn(z0.shape, generator=generator).to(z0.device)                      # (B, C, H, W)
-    loss = (eps - model(schedule.q_sample(z0, t, eps), t, ids, mask)).pow(2).mean()
+    with autocast(z0.device):                                                           # mixed precision on a GPU
+        loss = (eps - model(schedule.q_sample(z0, t, eps), t, ids, mask)).pow(2).mean()
     return gradient_step(model, optimizer, loss, grad_clip)
 
 

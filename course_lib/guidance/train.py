@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from course_lib.diffusion.schedule import NoiseSchedule, ddim_timesteps
 from course_lib.diffusion.train import DDPMTrainConfig, gradient_step, to_model, to_unit, train_loop
+from course_lib.utils import autocast
 from course_lib.guidance.guidance import ClassConditionalUNet, drop_condition, eps_cfg
 
 
@@ -49,7 +50,8 @@ def cond_train_step(model: ClassConditionalUNet, optimizer: torch.optim.Optimize
     y = drop_condition(y, p_uncond, model.null_label, generator)                          # (B,)
     t = torch.randint(0, schedule.T, (len(x0),), generator=generator).to(x0.device)      # (B,)
     eps = torch.randn(x0.shape, generator=generator).to(x0.device)                       # (B, C, H, W)
-    loss = (eps - model(schedule.q_sample(x0, t, eps), t, y)).pow(2).mean()
+    with autocast(x0.device):                                                            # mixed precision on a GPU
+        loss = (eps - model(schedule.q_sample(x0, t, eps), t, y)).pow(2).mean()
     return gradient_step(model, optimizer, loss, grad_clip)
 
 
@@ -58,7 +60,8 @@ def classifier_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, sc
     """Cross-entropy of ``model(x_t, t)`` (B, K) against y (B,) on x_t = q_sample(x0, t, eps), t ~ U{0..T-1}."""
     t = torch.randint(0, schedule.T, (len(x0),), generator=generator).to(x0.device)      # (B,)
     eps = torch.randn(x0.shape, generator=generator).to(x0.device)
-    loss = F.cross_entropy(model(schedule.q_sample(x0, t, eps), t), y)
+    with autocast(x0.device):
+        loss = F.cross_entropy(model(schedule.q_sample(x0, t, eps), t), y)
     return gradient_step(model, optimizer, loss, grad_clip)
 
 

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from course_lib.utils import autocast, backward_step
 from course_lib.vae.kernels import binarize, iwae_nll
 
 
@@ -18,11 +19,10 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, be
     read back, so a GPU loop does not wait at every step). beta < 1 is the KL warm-up of Sonderby et al. 2016;
     beta = 1 is the ELBO."""
     model.train()
-    recon, kl = model.terms(x)
-    loss = -(recon - beta * kl).mean()
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    with autocast(x.device):                         # mixed precision on a GPU; the terms are summed in float32
+        recon, kl = model.terms(x)
+        loss = -(recon - beta * kl).mean()
+    backward_step(loss, optimizer, x.device)
     return {"recon": recon.mean().detach(), "kl": kl.mean().detach(), "loss": loss.detach()}
 
 

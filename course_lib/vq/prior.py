@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from course_lib.utils import autocast, backward_step
+
 
 @dataclass
 class PriorConfig:
@@ -132,10 +134,9 @@ def train_step(prior: TokenPrior, optimizer: torch.optim.Optimizer, tokens: Tens
     """One maximum-likelihood step on a batch of token sequences (B, T) -> the batch's NLL (nats per token), a 0-d
     tensor detached on the tokens' device (not read back: a GPU loop does not wait at every step)."""
     prior.train()
-    loss = nll(prior, tokens)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    with autocast(tokens.device):                                           # mixed precision on a GPU
+        loss = nll(prior, tokens)
+    backward_step(loss, optimizer, tokens.device)
     return loss.detach()
 
 

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from course_lib import checkpoints
 from course_lib.profiles import pick
 from course_lib.training import check_images
+from course_lib.utils import autocast, backward_step
 from course_lib.utils import device as default_device
 from course_lib.vq.quantizer import VectorQuantizer, dead_codes, nearest_code, perplexity
 
@@ -117,13 +118,12 @@ def train_step(model: VQVAE, optimizer: torch.optim.Optimizer, x: Tensor) -> dic
     Returns the detached terms, the perplexity of the batch's tokens and ``commit_distance``, the mean over the
     B*49 grid cells of ||z_e - z_q||_2 (how far the encoder's outputs sit from their codes)."""
     model.train()
-    z_e = model.encode(x)                                              # (B, D, 7, 7)
-    z_q, vq, codes = model.quantizer(z_e)                              # z_q straight-through, value e_k
-    x_hat = model.decode(z_q)                                          # (B, 1, 28, 28)
-    recon = F.mse_loss(x_hat, x)
-    optimizer.zero_grad(set_to_none=True)
-    (recon + vq).backward()
-    optimizer.step()
+    with autocast(x.device):                                           # mixed precision on a GPU
+        z_e = model.encode(x)                                          # (B, D, 7, 7)
+        z_q, vq, codes = model.quantizer(z_e)                          # z_q straight-through, value e_k
+        x_hat = model.decode(z_q)                                      # (B, 1, 28, 28)
+        recon = F.mse_loss(x_hat, x)
+    backward_step(recon + vq, optimizer, x.device)
     return {"recon": recon.detach(), "vq": vq.detach(), "perplexity": perplexity(codes, model.num_codes),
             "commit_distance": (z_e - z_q).detach().norm(dim=1).mean()}
 
