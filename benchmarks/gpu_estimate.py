@@ -20,10 +20,11 @@ T4 seconds of a loop = max(F / (8.1 TFLOP/s fp32 * u), K * launch, M / (320 GB/s
   central     u = 30 %, launch = 10 us, e = 60 %;
   range, low  u = 50 %, launch =  5 us, e = 80 %  (the same max);
   range, high u = 15 %, launch = 20 us, e = 45 %, the three terms ADDED (no overlap: host syncs serialise).
-fp32, not the fp16 tensor-core peak (65 TFLOP/s): most notebook loops run without autocast; the only autocast in
-course_lib (utils.autocast: 01's train_step and predict, YOLO) now picks float16 with a gradient scaler on a T4 (it
-picked bfloat16, which a T4 only emulates, until this estimate found it). ``amp_fp16_min`` is
-the what-if of fp16 AMP everywhere: F / (65 TFLOP/s * 25 %) (15-40 % range), M halved, same launches.
+fp32, not the fp16 tensor-core peak (65 TFLOP/s), as a ceiling: training steps under ``utils.autocast`` (01, 04,
+07, 08, 12-20; it picks float16 with a gradient scaler on a T4 -- bfloat16, which a T4 only emulates, until this
+estimate found it) should land nearer ``amp_fp16_min``, while the GANs (09-11), the autoencoders (06), Mask R-CNN
+(05) and every sampling loop run in fp32. ``amp_fp16_min`` is the what-if of fp16 AMP everywhere:
+F / (65 TFLOP/s * 25 %) (15-40 % range), M halved, same launches.
 The M term adds to issue #21's max(F, K): at these widths, elementwise ops at batch 500-3000 are bandwidth-bound.
 Work that stays on the CPU in the gpu profile (the FID judge, toy 2-D models, host-side augmentation and masks, and
 notebooks 02-03, whose models never leave the CPU) is not on the T4: the largest items are timed here on one thread,

@@ -342,6 +342,7 @@ trivial baseline, $\\epsilon_\\theta = 0$, has loss 1.
 code("""
 from course_lib.guidance.latent import LatentTextDenoiser, drop_caption
 from course_lib.guidance.shipped import LATENT
+from course_lib.utils import autocast, backward_step, compile_if_asked
 
 schedule = NoiseSchedule(1000).to(DEVICE)
 torch.manual_seed(0)
@@ -351,6 +352,7 @@ n_text = sum(p.numel() for p in model.text.parameters())
 print(f"LatentTextDenoiser: {sum(p.numel() for p in model.parameters()):,} parameters, {n_text:,} of them in the "
       f"text encoder; latents {tuple(z_fit.shape)} -> {tuple(z_train.shape)}, std per axis "
       f"{[round(float(v), 3) for v in z_train.std((0, 2, 3))]}")
+compile_if_asked(model, DEVICE)                 # torch.compile with COURSE_COMPILE=1 on a GPU
 optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
 g = torch.Generator().manual_seed(0)
 losses, dropped, start = [], 0, time.perf_counter()
@@ -358,16 +360,14 @@ for step in tqdm(range(cfg.train_steps), desc="latent diffusion, Eq. 3"):
     idx = torch.randint(len(z_train), (64,), generator=g)
     z0, ids, mask = z_train[idx].to(DEVICE), ids_train[idx].to(DEVICE), mask_train[idx].to(DEVICE)
     ids, mask = drop_caption(ids, mask, 0.1, *null, generator=g)          # y <- "" with probability 0.1
-    dropped += int((mask.sum(1) == 1).sum())
+    dropped += (mask.sum(1) == 1).sum()                                   # on the device: no sync
     t = torch.randint(0, schedule.T, (64,), generator=g).to(DEVICE)
     eps = torch.randn(z0.shape, generator=g).to(DEVICE)
-    loss = (eps - model(schedule.q_sample(z0, t, eps), t, ids, mask)).pow(2).mean()
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
+    with autocast(DEVICE):          # mixed precision on a GPU (bfloat16; float16 on a T4), a no-op on the CPU
+        loss = (eps - model(schedule.q_sample(z0, t, eps), t, ids, mask)).pow(2).mean()
+    backward_step(loss, optimizer, DEVICE, grad_clip=1.0)   # zero_grad, backward, clip, step (float16: scaled)
     losses.append(loss.detach())
-losses = torch.stack(losses).cpu()
+losses, dropped = torch.stack(losses).cpu(), int(dropped)                     # read back once
 k = max(1, min(10, cfg.train_steps // 4))
 print(f"{cfg.train_steps} steps of batch 64 in {time.perf_counter() - start:.0f} s: loss of the first {k} steps "
       f"{float(losses[:k].mean()):.3f}, of the last {k} {float(losses[-k:].mean()):.3f} (predicting 0: 1); captions "

@@ -178,20 +178,21 @@ one-cycle learning rate that warms up to 1e-3 and anneals; batches of 64 drawn b
 length differs: `cfg.train_steps` steps here (the one cycle spans them), 4,000 for the shipped model.
 """)
 code("""
+from course_lib.utils import autocast, backward_step, compile_if_asked
 train_tokens = quantize(to_sequence_images(train.images), palette)           # (60000, 196)
 test_tokens = quantize(to_sequence_images(test.images[:cfg.n_eval]), palette)
 torch.manual_seed(0)
 model = ImageGPT(PALETTE, SIDE * SIDE, dim=64, depth=4, heads=4, causal=True).to(DEVICE)
+compile_if_asked(model, DEVICE)                 # torch.compile with COURSE_COMPILE=1 on a GPU
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
 schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-3, total_steps=cfg.train_steps)
 g = torch.Generator().manual_seed(0)
 losses, start = [], time.perf_counter()
 for step in tqdm(range(cfg.train_steps), desc="iGPT, Eq. 1"):
     xb = train_tokens[torch.randint(len(train_tokens), (64,), generator=g)].to(DEVICE)
-    loss = ar_loss(model, xb)                                                  # nats per token
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    with autocast(DEVICE):          # mixed precision on a GPU (bfloat16; float16 on a T4), a no-op on the CPU
+        loss = ar_loss(model, xb)                                              # nats per token
+    backward_step(loss, optimizer, DEVICE)   # zero_grad, backward, step (float16: scaled)
     schedule.step()
     losses.append(loss.detach())
 losses = torch.stack(losses).cpu() / math.log(2)

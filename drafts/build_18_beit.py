@@ -158,21 +158,25 @@ from matplotlib.patches import Patch
 g = torch.Generator().manual_seed(0)
 examples = torch.stack([blockwise_mask(7, 0.4, generator=g) for _ in range(6)])
 many = torch.stack([blockwise_mask(7, 0.4, generator=g) for _ in range(2_000)])
-fig, axes = plt.subplots(1, 8, figsize=(12, 2.7), gridspec_kw={"width_ratios": [1] * 6 + [0.15, 1.3]})
+fig = plt.figure(figsize=(10, 4.6))
+grid = fig.add_gridspec(2, 5, width_ratios=[1, 1, 1, 0.25, 2.1], wspace=0.15, hspace=0.3)
 freq = many.float().mean(0).view(7, 7)                               # (7, 7): P(masked) per patch
 for i in range(6):
-    axes[i].imshow(examples[i].view(7, 7), cmap="Oranges", vmin=0, vmax=1.2)
-    axes[i].set_title(f"{int(examples[i].sum())} of 49 masked", fontsize=8)
-    axes[i].set_xticks([k - 0.5 for k in range(8)]); axes[i].set_yticks([k - 0.5 for k in range(8)])
-    axes[i].grid(color="gray", lw=0.4); axes[i].tick_params(length=0, labelbottom=False, labelleft=False)
-axes[0].legend(handles=[Patch(color=plt.cm.Oranges(1 / 1.2), label="masked"),
-                        Patch(facecolor="white", edgecolor="gray", label="visible")],
-               loc="upper left", bbox_to_anchor=(0, -0.04), ncol=2, fontsize=8, frameon=False)
-axes[6].axis("off")
-im = axes[7].imshow(freq, cmap="viridis", vmin=0, vmax=1)
-axes[7].set_title("P(masked), 2,000 masks", fontsize=8); axes[7].set_xticks([]); axes[7].set_yticks([])
-fig.colorbar(im, ax=axes[7], fraction=0.046, label="P(masked)")
-plt.tight_layout(); plt.show()
+    ax = fig.add_subplot(grid[i // 3, i % 3])
+    ax.imshow(examples[i].view(7, 7), cmap="Oranges", vmin=0, vmax=1.2)
+    ax.set_title(f"{int(examples[i].sum())} of 49 masked", fontsize=9)
+    ax.set_xticks([k - 0.5 for k in range(8)]); ax.set_yticks([k - 0.5 for k in range(8)])
+    ax.grid(color="gray", lw=0.5); ax.tick_params(length=0, labelbottom=False, labelleft=False)
+    if i == 3:
+        ax.legend(handles=[Patch(color=plt.cm.Oranges(1 / 1.2), label="masked patch"),
+                           Patch(facecolor="white", edgecolor="gray", label="visible patch")],
+                  loc="upper left", bbox_to_anchor=(0, -0.04), ncol=2, fontsize=9, frameon=False)
+ax = fig.add_subplot(grid[:, 4])
+im = ax.imshow(freq, cmap="viridis", vmin=0, vmax=1)
+ax.set_title("P(masked) per patch, 2,000 masks", fontsize=9); ax.set_xticks([]); ax.set_yticks([])
+fig.colorbar(im, ax=ax, fraction=0.046, label="P(masked)")
+fig.suptitle("blockwise masks on the 7 x 7 patch grid (ratio 0.4)", fontsize=10)
+plt.show()
 print(f"masked per image over 2,000 masks: mean {float(many.sum(1).float().mean()):.2f}, "
       f"min {int(many.sum(1).min())}, max {int(many.sum(1).max())} of 49")
 print(f"P(masked): centre patch {float(freq[3, 3]):.2f}; corners {float(freq[0, 0]):.2f}, {float(freq[0, 6]):.2f}, "
@@ -217,9 +221,11 @@ profile runs the shipped 5,000).
 """)
 code("""
 from course_lib.training import augment
+from course_lib.utils import autocast, backward_step, compile_if_asked
 
 torch.manual_seed(0)
 beit_fresh = BEiT(ViT(), vocab=tokenizer.num_codes).to(DEVICE)
+compile_if_asked(beit_fresh, DEVICE)                 # torch.compile with COURSE_COMPILE=1 on a GPU
 optimizer = torch.optim.AdamW(beit_fresh.parameters(), lr=1e-3, weight_decay=0.05)
 schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-3, total_steps=cfg.train_steps)
 g = torch.Generator().manual_seed(0)
@@ -228,10 +234,9 @@ for step in tqdm(range(cfg.train_steps), desc="BEiT pre-training"):
     xb = augment(train.images[torch.randint(len(train.images), (128,), generator=g)], g).to(DEVICE)
     with torch.no_grad():
         zb = tokenizer.encode_tokens(xb).flatten(1)                      # (128, 49) targets
-    loss, acc = mim_loss(beit_fresh, xb, zb, masks(128, 7, 0.4, g).to(DEVICE))
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    with autocast(DEVICE):          # mixed precision on a GPU (bfloat16; float16 on a T4), a no-op on the CPU
+        loss, acc = mim_loss(beit_fresh, xb, zb, masks(128, 7, 0.4, g).to(DEVICE))
+    backward_step(loss, optimizer, DEVICE)   # zero_grad, backward, step (float16: scaled)
     schedule.step()
     losses.append(loss.detach()); accs.append(acc.detach())
 losses, accs = torch.stack(losses).cpu(), torch.stack(accs).cpu()

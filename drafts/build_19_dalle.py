@@ -124,18 +124,19 @@ The loop below trains a fresh DALL·E (dim 128, 4 causal blocks of 4 heads, as t
 captioned training set for `cfg.train_steps` steps; the shipped `dalle` took 6,000.
 """)
 code("""
+from course_lib.utils import autocast, backward_step, compile_if_asked
 train = token_pairs(60_000, "train", seed=0)
 torch.manual_seed(0)
 model = DALLE(len(words), TEXT_LEN, image_vocab=128, image_len=49, dim=128, depth=4, heads=4).to(DEVICE)
+compile_if_asked(model, DEVICE)                 # torch.compile with COURSE_COMPILE=1 on a GPU
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
 g = torch.Generator().manual_seed(0)
 log, start = [], time.perf_counter()
 for step in tqdm(range(cfg.train_steps), desc="DALL-E"):
     idx = torch.randint(len(train.text), (64,), generator=g)
-    loss, ce_text, ce_image = stream_loss(model, train.text[idx].to(DEVICE), train.codes[idx].to(DEVICE))
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    with autocast(DEVICE):          # mixed precision on a GPU (bfloat16; float16 on a T4), a no-op on the CPU
+        loss, ce_text, ce_image = stream_loss(model, train.text[idx].to(DEVICE), train.codes[idx].to(DEVICE))
+    backward_step(loss, optimizer, DEVICE)   # zero_grad, backward, step (float16: scaled)
     log.append(torch.stack([ce_text, ce_image]).detach())
 log = torch.stack(log).cpu()
 fig, ax = plt.subplots(figsize=(6, 3))

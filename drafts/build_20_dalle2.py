@@ -109,20 +109,21 @@ shipped `clip` ran 3,000.
 """)
 code("""
 from course_lib.dalle.clip import CLIP, shift
+from course_lib.utils import autocast, backward_step, compile_if_asked
 
 train = caption_dataset(60_000, "train", seed=0)
 train_ids, train_mask = words.encode_batch(train.captions, 16)
 torch.manual_seed(0)
 fresh = CLIP(len(words)).to(DEVICE)
+compile_if_asked(fresh, DEVICE)                 # torch.compile with COURSE_COMPILE=1 on a GPU
 optimizer = torch.optim.AdamW(fresh.parameters(), lr=1e-3, weight_decay=0.01)
 g = torch.Generator().manual_seed(0)
 losses, start = [], time.perf_counter()
 for step in tqdm(range(cfg.train_steps), desc="CLIP"):
     idx = torch.randint(len(train_ids), (128,), generator=g)
-    loss = fresh(shift(train.images[idx], 2, g).to(DEVICE), train_ids[idx].to(DEVICE), train_mask[idx].to(DEVICE))
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    with autocast(DEVICE):          # mixed precision on a GPU (bfloat16; float16 on a T4), a no-op on the CPU
+        loss = fresh(shift(train.images[idx], 2, g).to(DEVICE), train_ids[idx].to(DEVICE), train_mask[idx].to(DEVICE))
+    backward_step(loss, optimizer, DEVICE)   # zero_grad, backward, step (float16: scaled)
     losses.append(loss.detach())
 losses = torch.stack(losses).cpu()
 fig, ax = plt.subplots(figsize=(6, 3))

@@ -48,9 +48,9 @@ real images through it have a class KL of 0.029 ± 0.001, against 0.004 as they 
 
 Sampling is the other cost of pixel-by-pixel generation: 196 network calls per image, where a GAN needs one. Without
 a cache each call runs the network on the whole sequence so far: `igpt_ar`'s manifest records 415 s for its 1,000
-samples, timed when the checkpoint was built (batches of 500), and in this run the 16 images above took 1.41 s that
-way and 0.19 s with the key/value cache. With the cache iGPT draws 1,000 images in 3.76 s here, against 0.40 s for
-StyleGAN and 0.04 s for DCGAN.
+samples, timed when the checkpoint was built (batches of 500), and in this run the 16 images above took 1.78 s that
+way and 0.21 s with the key/value cache. With the cache iGPT draws 1,000 images in 4.64 s here, against 0.89 s for
+StyleGAN and 0.05 s for DCGAN.
 """
 
 bert = """

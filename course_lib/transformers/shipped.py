@@ -10,8 +10,9 @@ flips and +-2-pixel shifts, batch 128), the recipe of chapter 01's ResNet judge 
 all 60,000 images, lr 3e-3):
 
 - ``vit_fmnist``           ViT(dim 64, depth 4, 4 heads, 4x4 patches), all 60,000 images, 15 epochs (7,020 steps)
-- ``vit_fmnist_long``      the same, 45 epochs (21,060 steps): 15 epochs left it at 86.7 % with a training loss of
-                           0.36 (underfitting), where the ResNet reached 93.9 %
+- ``vit_fmnist_long``      the same, 90 epochs (42,120 steps): 15 epochs left it at 86.7 % with a training loss of
+                           0.36 (underfitting), where the ResNet reached 93.9 %; 45 epochs reached 90.4 % (training
+                           loss 0.25, still falling), these 90 reach 92.1 % (0.18)
 - ``vit_fmnist_10pct``     the same ViT on a fixed 10 % (6,000 images), 150 epochs: about the same number of steps
                            (6,900), so the two runs differ in data, not in compute
 - ``resnet_fmnist_10pct``  chapter 01's ResNet on the same 6,000 images, 150 epochs (its 100 % twin is the judge)
@@ -48,7 +49,7 @@ class ShippedRun:
 
 SHIPPED = {
     "vit_fmnist": ShippedRun("vit", None, 15, 1e-3),
-    "vit_fmnist_long": ShippedRun("vit", None, 45, 1e-3),
+    "vit_fmnist_long": ShippedRun("vit", None, 90, 1e-3),
     "vit_fmnist_10pct": ShippedRun("vit", SMALL, 150, 1e-3),
     "resnet_fmnist_10pct": ShippedRun("resnet", SMALL, 150, 3e-3),
     "beit_finetune_10pct": ShippedRun("vit", SMALL, 150, 1e-3, init="beit_pretrain"),
