@@ -30,7 +30,7 @@ for ax, cost, label in zip(axes, ({k: v / 1e3 for k, v in params.items()}, mflop
         ax.annotate(name, (cost[name], 100 * conv_acc[name]), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set(xlabel=label, xlim=(0, 1.15 * max(cost.values())))
 axes[0].set_ylabel("test accuracy, %")
-fig.suptitle("accuracy after 15 epochs each (all 10,000 test images) against model size and cost", fontsize=10)
+fig.suptitle(f"accuracy after 15 epochs each ({len(test):,} test images) against model size and cost", fontsize=10)
 plt.tight_layout(); plt.show()
 print(f"ranking at equal short time: {rank(test_acc)}\nranking after 15 epochs:     {rank(conv_acc)}")
 Markdown("\n".join(conv_rows))'''
