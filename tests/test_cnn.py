@@ -175,3 +175,20 @@ def test_config_budget_is_steps_or_seconds(profile):
     cfg = config(profile)
     assert (cfg.steps is None) != (cfg.seconds is None)                 # exactly one budget per profile
     assert cfg.deg_blocks[0] < cfg.deg_blocks[1]                        # a shallow and a deeper stack
+
+
+@pytest.mark.parametrize("name", ["fmnist_alexnet15", "fmnist_googlenet", "fmnist_classifier", "fmnist_densenet"])
+def test_shipped_15_epoch_cnns_load_without_training_and_classify_fashion_mnist(name, one_thread):
+    """Notebook 01 ranks these four after 15 epochs each: each must be the shipped file (a fallback would train a
+    3-epoch model inside the notebook) and, on the first 2,000 test images, be far above the 10 % of a constant
+    guess and near its manifest accuracy (92-94 % on all 10,000; the standard error on 2,000 is about 0.6 %)."""
+    from course_lib.cnn.classifier import load_classifier
+    from course_lib.data import DataNotFoundError, fashion_mnist
+    try:
+        test = fashion_mnist("test")
+    except DataNotFoundError:
+        pytest.skip("real Fashion-MNIST absent")
+    model = load_classifier("cpu", profile="cpu", name=name)
+    entry = model.checkpoint_entry
+    assert entry["origin"] == "shipped" and entry["metrics"]["epochs"] == 15
+    assert accuracy(model, test.images[:2000], test.labels[:2000]) >= 0.90

@@ -103,6 +103,7 @@ EXPECTED = {
     "00_start_here": {"fmnist_train_images", "fmnist_test_images", "scene_objects_mean"},
     "01_cnn_architectures": {"alexnet_test_acc", "googlenet_test_acc", "resnet_test_acc", "densenet_test_acc",
                              "judge_test_acc", "fid_test_halves", "fid_real_vs_noisy", "inception_reduce_flops_saving",
+                             *(f"{a}_15ep_test_acc" for a in ("alexnet", "googlenet", "resnet", "densenet")),
                              *(f"{k}_{d}_train_{m}" for k in ("plain", "res") for d in ("shallow", "deep")
                                for m in ("err", "loss"))},
     "03_rcnn": {"ss_recall50", "random_boxes_recall50", "ss_proposals_per_scene", "rcnn_map50", "rcnn_seconds_per_image"},
@@ -228,6 +229,8 @@ def test_smoke_execution(path, tmp_path):
     if path.stem == "01_cnn_architectures":
         # the shipped judge is loaded even in the smoke profile, so its accuracy is real
         assert metrics["judge_test_acc"] >= 0.92
+        # ... and so are the four 15-epoch CNNs (a fallback would train a few steps and land far lower)
+        assert all(metrics[f"{a}_15ep_test_acc"] >= 0.9 for a in ("alexnet", "googlenet", "resnet", "densenet"))
         assert 0 <= metrics["fid_test_halves"] < metrics["fid_real_vs_noisy"]
         assert metrics["inception_reduce_flops_saving"] > 1  # a count of FLOPs: meaningful in smoke
     if path.stem in ("03_rcnn", "04_yolo"):  # shipped detectors: meaningful even on a few smoke scenes
