@@ -246,8 +246,8 @@ def scenes(n: int):
 
 
 def maskrcnn_train():
-    from course_lib.detection import maskrcnn as mr
-    from course_lib.detection.maskrcnn_train import train_step
+    from course_lib.maskrcnn import model as mr
+    from course_lib.maskrcnn.train import train_step
     model, data = mr.MaskRCNN(), scenes(8)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     return lambda B: train_step(model, opt, data.images[:B], data.targets[:B])
@@ -258,8 +258,8 @@ def maskrcnn_predict():
     depends on how many boxes pass the score threshold, which random weights would inflate."""
     from course_lib import checkpoints
     from course_lib.data import fashion_scenes
-    from course_lib.detection import maskrcnn as mr
-    from course_lib.detection.maskrcnn_train import CHECKPOINT, REFERENCE, ROIPOOL, build_torchvision_reference
+    from course_lib.maskrcnn import model as mr
+    from course_lib.maskrcnn.train import CHECKPOINT, REFERENCE, ROIPOOL, build_torchvision_reference
     models = {CHECKPOINT: mr.MaskRCNN(), ROIPOOL: mr.MaskRCNN(pooler="pool"), REFERENCE: build_torchvision_reference()}
     for name, m in models.items():
         checkpoints.load(name, m)                                  # no train function: a missing file raises
@@ -590,7 +590,7 @@ def unclip_decode_call():
 # 04, 06-09 (smaller) -----------------------------------------------------------------------------------------
 
 def yolo_train():
-    from course_lib.detection.yolo import YOLOv1, encode_targets, train_step
+    from course_lib.yolo.model import YOLOv1, encode_targets, train_step
     model, data = YOLOv1(), scenes(8)
     target = encode_targets(data.targets, S=8, size=64)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=5e-4)

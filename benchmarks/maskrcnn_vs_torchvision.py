@@ -1,9 +1,9 @@
-"""Our Mask R-CNN (course_lib.detection.maskrcnn) against torchvision's MaskRCNN built alike, on this machine.
+"""Our Mask R-CNN (course_lib.maskrcnn.model) against torchvision's MaskRCNN built alike, on this machine.
 
     python benchmarks/maskrcnn_vs_torchvision.py [--seconds 60] [--threads 2]
                                                  [--out benchmarks/results/maskrcnn_vs_torchvision.json]
 
-Both are built as chapter 05 ships them (``maskrcnn_train.build_torchvision_reference``: the same backbone, anchors,
+Both are built as chapter 05 ships them (``course_lib.maskrcnn.train.build_torchvision_reference``: the same backbone, anchors,
 RoI sizes, sampling and head widths; only the implementation differs) and stepped by the same ``train_step``
 (forward, the sum of the losses, backward, clipping, AdamW) on the same batches of 8 Fashion scenes with random
 flips, one model after the other:
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from course_lib.data import fashion_scenes  # noqa: E402
-from course_lib.detection import maskrcnn, maskrcnn_train  # noqa: E402
+from course_lib.maskrcnn import model as maskrcnn, train as maskrcnn_train  # noqa: E402
 from results_file import write  # noqa: E402
 
 

@@ -11,8 +11,9 @@ One small package per chapter (``course_lib.cnn``, ...) plus a shared core:
 - ``metrics``     features of the Fashion-MNIST judge classifier, FID, the judge's class histogram
 - ``resume``      resumable training state (killed runs continue where they stopped)
 
-Chapters: ``cnn`` (01), ``inside`` (02), ``detection`` (03-05), ``autoencoders`` (06), ``vae`` (07-08),
-``gans`` (09-10), ``translation`` (11), ``diffusion`` (12-13), ``guidance`` and ``text`` (14-15).
+Chapters: ``cnn`` (01), ``inside`` (02), ``detection`` (03, and the boxes / NMS / mAP of 04-05), ``yolo`` (04),
+``maskrcnn`` (05), ``autoencoders`` (06), ``vae`` (07), ``vq`` (08), ``gans`` (09-10), ``translation`` (11),
+``diffusion`` (12-13), ``guidance`` and ``text`` (14-15), ``transformers`` (16-18), ``dalle`` (19-20).
 
 Shape glossary used in every docstring and comment:
 

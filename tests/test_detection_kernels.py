@@ -24,7 +24,8 @@ from course_lib.detection import (
     precision_recall,
     selective_search,
 )
-from course_lib.detection import rcnn, yolo
+from course_lib.detection import rcnn
+from course_lib.yolo import model as yolo
 from course_lib.detection.metrics import match_detections
 from course_lib.detection.proposals import (
     _gaussian_derivatives,
@@ -281,7 +282,7 @@ def test_map_matches_torchmetrics(seed, tied, iou_threshold):
 def test_coco_summary_of_boxes_matches_torchmetrics_at_cocos_ten_thresholds(seed):
     """AP[.5:.95], AP50 and AP75 of boxes against torchmetrics run once over COCO's ten default thresholds."""
     from course_lib.detection.metrics import box_average_precisions, coco_summary
-    from course_lib.detection.seg_metrics import torchmetrics_map as coco_reference
+    from course_lib.maskrcnn.masks import torchmetrics_map as coco_reference
 
     preds, targets = random_detections(seed)
     aps = box_average_precisions(preds, targets)                        # IoUs once, ten thresholds

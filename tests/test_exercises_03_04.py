@@ -18,8 +18,9 @@ from course_lib.checks import check_kernel
 from course_lib.detection import checks
 from course_lib.detection.boxes import box_iou, nms
 from course_lib.detection.metrics import RECALL_LEVELS
-from course_lib.detection.yolo import responsible_predictor, yolo_loss
 from course_lib.inside.checks import check_box_iou
+from course_lib.yolo import checks as yolo_checks
+from course_lib.yolo.model import responsible_predictor, yolo_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,25 +109,25 @@ def test_check_box_iou_at_three_significant_digits():
 # --- notebook 04: the grid and the output size by hand ---------------------------------------------------------
 
 def test_check_grid_cell():
-    assert checks.check_grid_cell((6, 4)) and checks.check_grid_cell([6, 4])
+    assert yolo_checks.check_grid_cell((6, 4)) and yolo_checks.check_grid_cell([6, 4])
     for wrong in ((4, 6),   # (col, row)
                   (4, 2),   # the top-left corner's cell, not the centre's
                   (7, 5),   # counted from 1
                   (5, 3),   # a centre on a cell border put in the cell before
                   (5, 4)):
-        assert not checks.check_grid_cell(wrong), wrong
+        assert not yolo_checks.check_grid_cell(wrong), wrong
 
 
 def test_check_yolo_outputs():
-    assert checks.check_yolo_outputs(1470) and checks.check_yolo_outputs(7 * 7 * 30)
-    assert checks.check_yolo_outputs(1470.0)
+    assert yolo_checks.check_yolo_outputs(1470) and yolo_checks.check_yolo_outputs(7 * 7 * 30)
+    assert yolo_checks.check_yolo_outputs(1470.0)
     for wrong in (7 * 7 * 2 * 5 + 20,    # classes once per image
                   7 * 7 * (5 + 20),      # one box per cell
                   7 * 7 * (2 * 4 + 20),  # no confidence
                   7 * 7 * 2 * (5 + 20),  # classes per box (YOLOv2)
                   8 * 8 * 20,            # the course's grid
                   1469, 1475.0):
-        assert not checks.check_yolo_outputs(wrong), wrong
+        assert not yolo_checks.check_yolo_outputs(wrong), wrong
 
 
 # --- write the kernel: IoU -------------------------------------------------------------------------------------
@@ -259,12 +260,12 @@ def make_loss(*, sqrt=True, noobj_per_cell=False, lambda_noobj=0.5, per_image=Tr
 
 
 def test_yolo_loss_cases_pass_the_reference_and_a_loss_written_out():
-    assert verdict_and_output(checks.check_yolo_loss, yolo_loss)[0]
-    assert verdict_and_output(checks.check_yolo_loss, make_loss())[0]
-    descriptions = [d for d, _ in checks.yolo_loss_cases()]
+    assert verdict_and_output(yolo_checks.check_yolo_loss, yolo_loss)[0]
+    assert verdict_and_output(yolo_checks.check_yolo_loss, make_loss())[0]
+    descriptions = [d for d, _ in yolo_checks.yolo_loss_cases()]
     assert "no object in any cell" in descriptions and "an object in every cell" in descriptions
-    (_, (_, empty)), = [c for c in checks.yolo_loss_cases() if c[0] == "no object in any cell"]
-    (_, (_, full)), = [c for c in checks.yolo_loss_cases() if c[0] == "an object in every cell"]
+    (_, (_, empty)), = [c for c in yolo_checks.yolo_loss_cases() if c[0] == "no object in any cell"]
+    (_, (_, full)), = [c for c in yolo_checks.yolo_loss_cases() if c[0] == "an object in every cell"]
     assert empty[..., 0].sum() == 0 and bool((full[..., 0] == 1).all())
 
 
@@ -277,7 +278,7 @@ def test_yolo_loss_cases_pass_the_reference_and_a_loss_written_out():
     (dict(fixed_B=2), None, "B=3"),
 ])
 def test_yolo_loss_cases_reject_wrong_losses_and_name_the_terms(mistake, terms, first_bad):
-    ok, out = verdict_and_output(checks.check_yolo_loss, make_loss(**mistake))
+    ok, out = verdict_and_output(yolo_checks.check_yolo_loss, make_loss(**mistake))
     assert not ok and first_bad in out, out
     if terms is not None:
         assert f"The terms that disagree: {terms}." in out, out
@@ -286,7 +287,7 @@ def test_yolo_loss_cases_reject_wrong_losses_and_name_the_terms(mistake, terms, 
 def test_the_edge_cases_catch_what_random_scenes_miss():
     """A noobj mask per cell instead of per predictor differs only where cells hold objects: the full grid
     shows it most, where every cell holds one; the empty grid checks noobj alone."""
-    cases = dict(checks.yolo_loss_cases())
+    cases = dict(yolo_checks.yolo_loss_cases())
     wrong = make_loss(noobj_per_cell=True)
     pred, full = cases["an object in every cell"]
     assert float(wrong(pred, full)["noobj"]) == 0.0 < float(yolo_loss(pred, full)["noobj"])

@@ -14,8 +14,8 @@ import torch
 from course_lib.autoencoders import checks as ae
 from course_lib.autoencoders.kernels import k_sparse, sigmoid_contractive_penalty
 from course_lib.checks import Verdict, check_kernel
-from course_lib.detection import seg_checks as seg
-from course_lib.detection.roi import roi_align, roi_pool
+from course_lib.maskrcnn import checks as seg
+from course_lib.maskrcnn.roi import roi_align, roi_pool
 from course_lib.editions import solution_regions
 from course_lib.results import metrics_from_notebook
 

@@ -54,7 +54,7 @@ from course_lib.detection import (
     precision_recall,
     selective_search,
 )
-from course_lib.detection import yolo
+from course_lib.yolo import model as yolo
 from course_lib.detection.metrics import match_detections
 from course_lib.inside import (
     box_from_saliency,

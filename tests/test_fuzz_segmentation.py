@@ -34,9 +34,9 @@ from test_fuzz import (
 )
 from torchvision.models.detection.roi_heads import maskrcnn_loss, project_masks_on_boxes
 
-from course_lib.detection import maskrcnn as mr
-from course_lib.detection.maskrcnn_train import hflip
-from course_lib.detection.roi import (
+from course_lib.maskrcnn import model as mr
+from course_lib.maskrcnn.train import hflip
+from course_lib.maskrcnn.roi import (
     as_rois,
     bilinear,
     interpolation_matrix,
@@ -45,7 +45,7 @@ from course_lib.detection.roi import (
     roi_pool,
     sample_points,
 )
-from course_lib.detection.seg_metrics import (
+from course_lib.maskrcnn.masks import (
     binarize,
     mask_average_precision,
     mask_iou,

@@ -12,11 +12,11 @@ from tolerance import scaled_atol
 from torchvision.models.detection.roi_heads import maskrcnn_loss, paste_masks_in_image, project_masks_on_boxes
 
 from course_lib.data import fashion_scenes
-from course_lib.detection import maskrcnn as mr
-from course_lib.detection import maskrcnn_train as mt
-from course_lib.detection import seg_checks
+from course_lib.maskrcnn import model as mr
+from course_lib.maskrcnn import train as mt
+from course_lib.maskrcnn import checks as seg_checks
 from course_lib.detection.metrics import mean_average_precision
-from course_lib.detection.seg_metrics import mask_average_precision, mask_iou, torchmetrics_map
+from course_lib.maskrcnn.masks import mask_average_precision, mask_iou, torchmetrics_map
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +161,7 @@ def test_coco_summary_of_masks_matches_torchmetrics_at_cocos_ten_thresholds(seed
     """AP[.5:.95], AP50 and AP75 of masks against pycocotools (through torchmetrics) run once over its default
     thresholds 0.50:0.05:0.95. (Seeds with noisy masks, so that the strict thresholds lose AP.)"""
     from course_lib.detection.metrics import coco_summary
-    from course_lib.detection.seg_metrics import mask_average_precisions
+    from course_lib.maskrcnn.masks import mask_average_precisions
 
     preds, targets = random_instances(seed)
     aps = mask_average_precisions(preds, targets)                       # mask IoUs once, ten thresholds
@@ -318,8 +318,8 @@ def test_checks_accept_the_computed_answer_and_reject_others(name, capsys):
 def test_roipool_variant_pools_with_roi_pool_and_rejects_unknown_poolers():
     """The ablation's model: MaskRCNN(pooler="pool") pools with RoIPool (torchvision's kernel, checked here
     against course_lib's loop), the default with RoIAlign; any other name is refused."""
-    from course_lib.detection.maskrcnn import STRIDE, MaskRCNN
-    from course_lib.detection.roi import roi_align, roi_pool
+    from course_lib.maskrcnn.model import STRIDE, MaskRCNN
+    from course_lib.maskrcnn.roi import roi_align, roi_pool
 
     g = torch.Generator().manual_seed(0)
     features = torch.randn(2, 64, 16, 16, generator=g)

@@ -5,7 +5,7 @@ import torch
 import torchvision.ops as tv_ops
 from tolerance import assert_close_scaled
 
-from course_lib.detection.roi import interpolation_matrix, roi_align, roi_align_points, roi_pool, sample_points
+from course_lib.maskrcnn.roi import interpolation_matrix, roi_align, roi_align_points, roi_pool, sample_points
 
 
 def random_rois(g: torch.Generator, n: int, N: int, extent: float, dtype=torch.float64) -> torch.Tensor:

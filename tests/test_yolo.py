@@ -11,8 +11,8 @@ from course_lib import checkpoints
 from course_lib.cnn.train import count_flops
 from course_lib.data import DataNotFoundError, ImageDataset, fashion_mnist, fashion_scenes
 from course_lib.detection import mean_average_precision
-from course_lib.detection import yolo_train
-from course_lib.detection.yolo import (
+from course_lib.yolo import train as yolo_train
+from course_lib.yolo.model import (
     YOLOv1,
     cell_to_xyxy,
     decode,

@@ -1,4 +1,4 @@
-"""Chapters 03-05, object detection and instance segmentation: the kernels of a region-based detector, written out.
+"""Chapter 03, object detection, and the kernels chapters 04-05 build on: a region-based detector, written out.
 
 Girshick, Donahue, Darrell & Malik 2014, "Rich feature hierarchies for accurate object detection and semantic
 segmentation" (R-CNN): propose ~2000 class-agnostic regions, classify each, refine its box by regression,
@@ -12,14 +12,13 @@ Girshick 2017) adds a region proposal network, RoIAlign and a mask head that out
 - ``metrics``    COCO-style mean average precision, with the precision-recall curve built in the open
 - ``proposals``  selective search: felzenszwalb superpixels grouped hierarchically
 - ``rcnn``       warp proposals, classify (+ background), regress boxes, per-class NMS; training and loading
-- ``yolo``       YOLO v1: the S x S grid, the loss of Eq. 3 term by term, decoding; ``yolo_train``: training
-- ``roi``        RoIAlign (bilinear sampling, point by point and as matrix products) and RoIPool
-- ``maskrcnn``   backbone, RPN (torchvision's plumbing), box head, mask head, mask targets and loss;
-                 ``maskrcnn_train``: training, evaluation, loading, torchvision's MaskRCNN as the reference
-- ``seg_metrics`` mask IoU and mask AP (= pycocotools / torchmetrics segm)
+- ``checks``     answers to notebook 03's exercises; ``config``: its sizes per profile; ``shipped``: ``rcnn``
+
+YOLO v1 (notebook 04) lives in ``course_lib.yolo``, Mask R-CNN with RoIAlign and mask AP (notebook 05) in
+``course_lib.maskrcnn``; both import their boxes, NMS and mAP from here.
 
 Every kernel is tested against a trusted implementation (torchvision.ops, torchvision's BoxCoder,
-torchmetrics / pycocotools) in tests/test_detection_kernels.py, tests/test_roi.py and tests/test_maskrcnn.py.
+torchmetrics / pycocotools) in tests/test_detection_kernels.py and tests/test_rcnn.py.
 """
 
 from course_lib.detection.boxes import batched_nms, box_area, box_iou, decode, encode, nms

@@ -184,7 +184,7 @@ def box_average_precisions(preds: list[dict], targets: list[dict], thresholds=CO
 
 def coco_summary(aps: dict[float, float]) -> dict[str, float]:
     """COCO's three headline numbers from the APs at its ten IoU thresholds (``box_average_precisions`` or
-    ``seg_metrics.mask_average_precisions``): AP50, AP75 and AP = their mean over 0.50:0.05:0.95 ("AP[.5:.95]")."""
+    ``course_lib.maskrcnn.masks.mask_average_precisions``): AP50, AP75 and AP = their mean over 0.50:0.05:0.95 ("AP[.5:.95]")."""
     if set(aps) != set(COCO_IOU_THRESHOLDS):
         raise ValueError(f"expected APs at COCO's thresholds {COCO_IOU_THRESHOLDS}, got {sorted(aps)}")
     return {"AP": sum(aps.values()) / len(aps), "AP50": aps[0.5], "AP75": aps[0.75]}

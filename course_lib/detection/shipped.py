@@ -1,5 +1,5 @@
-"""Chapters 03-05's shipped checkpoints (``python -m course_lib checkpoints``): R-CNN, YOLO v1, our Mask R-CNN,
-its RoIPool ablation and torchvision's Mask R-CNN as the reference."""
+"""Chapter 03's shipped checkpoint (``python -m course_lib checkpoints rcnn``): R-CNN on the Fashion scenes.
+Chapters 04 and 05 declare theirs in ``course_lib.yolo.shipped`` and ``course_lib.maskrcnn.shipped``."""
 
 from __future__ import annotations
 
@@ -10,26 +10,6 @@ def _rcnn():
     return rcnn.RCNN(), lambda m: rcnn.train_rcnn(m, rcnn.SHIPPED)
 
 
-def _yolo():
-    from course_lib.detection import yolo, yolo_train
-
-    return yolo.YOLOv1(), lambda m: yolo_train.train_yolo(m, yolo_train.SHIPPED)
-
-
-def _maskrcnn(variant: str):
-    def make():
-        from course_lib.detection import maskrcnn, maskrcnn_train
-
-        model = (maskrcnn_train.build_torchvision_reference() if variant == "torchvision"
-                 else maskrcnn.MaskRCNN(pooler="pool" if variant == "roipool" else "align"))
-        return model, lambda m: maskrcnn_train.train_maskrcnn(m, maskrcnn_train.SHIPPED)
-    return make
-
-
 CHECKPOINTS = {
     "rcnn": _rcnn,
-    "yolo_v1": _yolo,
-    "maskrcnn": _maskrcnn("ours"),
-    "maskrcnn_torchvision_ref": _maskrcnn("torchvision"),
-    "maskrcnn_roipool": _maskrcnn("roipool"),
 }

@@ -11,9 +11,9 @@ import torch
 from torch import Tensor
 
 from course_lib.checks import Verdict, report
-from course_lib.detection.maskrcnn import MaskHead
-from course_lib.detection.roi import _round_half_away, roi_align
-from course_lib.detection.seg_metrics import mask_iou
+from course_lib.maskrcnn.model import MaskHead
+from course_lib.maskrcnn.roi import _round_half_away, roi_align
+from course_lib.maskrcnn.masks import mask_iou
 
 # ---------------------------------------------------------------------------------------- write RoIAlign
 

@@ -40,14 +40,14 @@ from torchvision.models.detection.roi_heads import fastrcnn_loss
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 
 from course_lib.detection.boxes import batched_nms, box_iou
-from course_lib.detection.roi import roi_align
+from course_lib.maskrcnn.roi import roi_align
 
 NUM_CLASSES = 10            # scene labels 1..10; 0 is background
 STRIDE = 4                  # image pixels per feature cell
 ANCHOR_SIZES = (16, 24, 32)
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
 MASK_SIZE = 28              # M: the mask head's output side
-# shared with torchvision's reference model (maskrcnn_train.build_torchvision_reference)
+# shared with torchvision's reference model (course_lib.maskrcnn.train.build_torchvision_reference)
 RPN = dict(pre_nms_top_n_train=600, pre_nms_top_n_test=300, post_nms_top_n_train=300, post_nms_top_n_test=100,
            nms_thresh=0.7, fg_iou_thresh=0.7, bg_iou_thresh=0.3, batch_size_per_image=128, positive_fraction=0.5)
 ROI = dict(fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=32, positive_fraction=0.25,

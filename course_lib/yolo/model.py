@@ -20,7 +20,7 @@ Deviations from the paper, so that a few minutes of CPU training suffice on 64 x
 conv-BN-ReLU backbone trained from scratch (the paper: 24 leaky-ReLU conv layers pretrained on ImageNet, with
 the same alternating 1 x 1 reduction and 3 x 3 layers, Fig. 3); a 1 x 1 convolution reading each cell's
 features (YOLOv2's choice) in place of the two fully connected layers; sigmoid / softmax on the outputs in
-place of a linear last layer; AdamW with a one-cycle schedule (``yolo_train``) in place of SGD with momentum.
+place of a linear last layer; AdamW with a one-cycle schedule (``course_lib.yolo.train``) in place of SGD with momentum.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training and loading the chapter's YOLO v1 (``course_lib.detection.yolo``) on the Fashion scenes.
+"""Training and loading the chapter's YOLO v1 (``course_lib.yolo.model``) on the Fashion scenes.
 
 ``yolo_v1`` is a checkpoint by name: shipped, else cached, else trained with the active profile's sizes
 (``FALLBACK``); ``python -m course_lib checkpoints`` trains it with ``SHIPPED``. ``train_yolo`` strings
@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from course_lib import checkpoints
 from course_lib.data import fashion_scenes
 from course_lib.detection.metrics import mean_average_precision
-from course_lib.detection.yolo import YOLOv1, decode, encode_targets, train_step
+from course_lib.yolo.model import YOLOv1, decode, encode_targets, train_step
 from course_lib.profiles import pick
 from course_lib.utils import autocast
 from course_lib.utils import device as default_device

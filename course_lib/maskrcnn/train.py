@@ -5,7 +5,7 @@
 ``maskrcnn_torchvision_ref``, is ``torchvision.models.detection.MaskRCNN`` (no pretrained weights) with the
 *same* backbone, anchors, RoI sizes, sampling and head widths, trained by the same ``train_maskrcnn`` with
 the same data, steps and optimiser: only the implementation differs. Both are scored on ``N_TEST`` held-out
-scenes, ``fashion_scenes(300, seed=1, split="test")``: mask AP@0.5 (``seg_metrics``) and box AP@0.5 (``metrics``).
+scenes, ``fashion_scenes(300, seed=1, split="test")``: mask AP@0.5 (``masks``) and box AP@0.5 (``metrics``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from tqdm.auto import tqdm
 
 from course_lib import checkpoints
 from course_lib.data import fashion_scenes
-from course_lib.detection import maskrcnn as mr
+from course_lib.maskrcnn import model as mr
 from course_lib.detection.metrics import mean_average_precision
-from course_lib.detection.seg_metrics import mask_average_precision
+from course_lib.maskrcnn.masks import mask_average_precision
 from course_lib.profiles import pick
 from course_lib.utils import device as default_device
 
