@@ -635,7 +635,7 @@ def iwae(kind: str):
 
 
 def vq_train():
-    from course_lib.vq.vqvae import VQVAE, train_step
+    from course_lib.vq import VQVAE, train_step
     model = VQVAE()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     return lambda B: train_step(model, opt, rand_images(B))

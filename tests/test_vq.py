@@ -12,7 +12,7 @@ from course_lib import checkpoints
 from course_lib import data as course_data
 from course_lib.data import ImageDataset
 from course_lib.vq import checks as vq_checks
-from course_lib.vq import vqvae as vq
+from course_lib.vq import train as vq
 from course_lib.vq import (
     VQVAE,
     VectorQuantizer,

@@ -119,7 +119,7 @@ def train_beit(model: BEiT, steps: int, batch_size: int = 128, lr: float = 1e-3,
     learning rate. Resumable through ``state``. Metrics: masked-token accuracy and NLL on 2,000 test images."""
     from course_lib.data import fashion_mnist
     from course_lib.training import augment, mean_of, run_steps
-    from course_lib.vq.vqvae import load_tokenizer
+    from course_lib.vq import load_tokenizer
 
     dev = next(model.parameters()).device
     tokenizer = load_tokenizer(dev, "cpu").requires_grad_(False)

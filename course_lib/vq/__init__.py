@@ -2,8 +2,8 @@
 autoregressive prior over its tokens.
 
 Modules: ``quantizer`` (Eq. 1-3: nearest code, straight-through, the codebook and commitment loss, codebook
-usage, k-means; the ``VectorQuantizer`` layer with dead-code restarts), ``vqvae`` (the model, its training,
-``load_tokenizer``), ``prior`` (a small causal transformer over the 7x7 token grid in raster order: attention,
+usage, k-means; the ``VectorQuantizer`` layer with dead-code restarts), ``vqvae`` (the model), ``train`` (its
+training step, the collapse fix, ``load_vqvae`` and ``load_tokenizer``), ``prior`` (a small causal transformer over the 7x7 token grid in raster order: attention,
 blocks, the model, one sampling step), ``config`` (notebook 08's sizes per profile), ``checks`` (notebook 08's
 exercises), ``shipped`` (the checkpoints ``vq_tokenizer`` and ``vq_tokenizer_nofix``).
 
@@ -21,7 +21,8 @@ from course_lib.vq.quantizer import (
     straight_through,
     vq_loss,
 )
-from course_lib.vq.vqvae import VQVAE, evaluate, load_tokenizer, load_vqvae, train_step
+from course_lib.vq.train import evaluate, load_tokenizer, load_vqvae, train_step
+from course_lib.vq.vqvae import VQVAE
 
 __all__ = [
     "VQVAE", "VectorQuantizer", "code_counts", "dead_codes", "evaluate", "kmeans", "load_tokenizer", "load_vqvae",

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 def _vq(name: str):
     def make():
-        from course_lib.vq import vqvae
+        from course_lib.vq import train, vqvae
 
-        return vqvae.build_vqvae(), lambda m: vqvae.train_vqvae(m, vqvae.SHIPPED[name])
+        return vqvae.build_vqvae(), lambda m: train.train_vqvae(m, train.SHIPPED[name])
     return make
 
 
