@@ -265,8 +265,8 @@ Chapter 13's U-Net, with one change (the paper's Sec. 2.1: "projecting and addin
 timestep embedding"): its time embedding gets $W z_i$ added, and 10 % of the time in training a learned null
 vector instead, so that classifier-free guidance (chapter 14) can push samples towards the embedding:
 $\hat\epsilon = \epsilon(x_t, \varnothing) + s\,(\epsilon(x_t, z_i) - \epsilon(x_t, \varnothing))$. The shipped
-`unclip_decoder` has chapter 14's `ddpm_cond` recipe in steps (5,000), batch (64) and condition dropout (10 %),
-but the optimiser of chapters 19–20 (AdamW with a one-cycle learning rate) and no moving average of its weights.
+`unclip_decoder` has chapter 14's `ddpm_cond` batch (64) and condition dropout (10 %), but a quarter of its steps
+(5,000 against 20,000), the optimiser of chapters 19–20 (AdamW with a one-cycle learning rate) and no moving average of its weights.
 
 First the decoder alone: images decoded from the true embeddings of test images (what the embedding keeps of the
 image), then caption → prior → decoder, graded like chapter 19's samples.

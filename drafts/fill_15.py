@@ -44,7 +44,7 @@ trade-off again. The gpu-profile target (90 %) needs a GPU run, not measured her
 """
 
 SPEED_DISCUSSION = """
-Latent sampling takes 41.3 ms per image against 130.5 ms in pixel space, 3.2 times faster, decoder included; the
+Latent sampling takes 58.6 ms per image against 180.1 ms in pixel space, 3.1 times faster, decoder included; the
 FLOPs per network call fall 5.0 times (32 against 160 MFLOPs), not 16 times as the positions do. The latent model
 keeps 64 channels at all 49 positions and attends over them in every block, where the pixel U-Net spends only 16
 channels on its 784 full-resolution positions and narrows its work as it goes down. The positions shrink; the

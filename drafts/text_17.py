@@ -48,13 +48,13 @@ sole) and some just off it (the background above the boot). In layer 4 much of i
 shoulders), that carry nothing of the image: a known habit of trained ViTs, which use a few uninformative tokens
 as scratch space (Darcet et al. 2024, "Vision Transformers Need Registers"). A single layer's map is therefore a
 poor explanation of the prediction. The rollout, which follows the information through all four layers and the
-residual stream, lies mostly on the garment (the trousers' waist, the pullover's neckline and hem, the boot's heel
-and shaft): that is what the class token's final state was computed from. (Rollout's weights are small and flat,
+residual stream, lies mostly on the garment (the trousers' waist, the pullover's neckline and hem, the boot's toe
+and instep): that is what the class token's final state was computed from. (Rollout's weights are small and flat,
 between about 0.012 and 0.05 of the total: most of the class token's state is its own residual stream.)
 """
 
 distance = """
-The dotted line is what a head that ignores content would give: 14.75 pixels, the mean distance between two
+The dotted line is what a head that ignores content would give: about 14.7 pixels, the mean distance between two
 patches. Every head of this ViT sits within 2.1 pixels of it (12.7 to 14.6): all sixteen look globally, in every
 layer. None is local like a convolution, whose 3 x 3 kernels see 1 pixel away in the first layer. The paper's Fig. 7
 found such local heads in the lowest layers, but after pre-training on hundreds of millions of images; with 60,000

@@ -42,7 +42,7 @@ another draw of 300). The real images themselves reach 89.7 % with the judge. De
 gives about the same as the prior's samples (84.7 %, within a standard error), so at this size the prior is not the
 bottleneck: the decoder and what CLIP's 64 numbers keep are. On the same kind of captions and judge, chapter 19's
 DALL·E reached 82.0 % at its best temperature and top-k, and chapter 15's latent diffusion 87.7 % at scale 3: three
-routes from text to image, within a few points of each other. The 900 samples took 170 s, each DDIM step calling
+routes from text to image, within a few points of each other. The 900 samples took 222 s in this run, each DDIM step calling
 the decoder twice for guidance.
 """
 

@@ -89,14 +89,25 @@ def open_and_run_all(browser, lab, name: str, timeout_s: float = 240):
                            ".jp-Toolbar-kernelStatus, .jp-KernelStatus", timeout=60_000, state="attached")
     n_code = sum(c.cell_type == "code" for c in nbformat.read(folder / name, as_version=4).cells)
     time.sleep(2)  # the kernel finishes starting
-    page.click("text=Run", timeout=10_000)  # the menu bar
-    page.click("text=Run All Cells", timeout=10_000)
-    deadline = time.monotonic() + timeout_s
+
+    def run_all() -> None:
+        page.click("text=Run", timeout=10_000)  # the menu bar
+        page.click("text=Run All Cells", timeout=10_000)
+
+    run_all()
+    start = time.monotonic()
+    deadline, retried = start + timeout_s, False
     while True:
         prompts = page.eval_on_selector_all(".jp-CodeCell .jp-InputArea-prompt", "els => els.map(e => e.textContent)")  # one notebook open: its cells only
         done = [p for p in prompts if p.strip().strip("[]:").isdigit()]
         if len(prompts) == n_code and len(done) == n_code:
             break
+        if not retried and time.monotonic() - start > 60 and all(p.strip() == "[ ]:" for p in prompts):
+            # No cell even queued ([*]) after a minute: on a loaded machine the menu click can be lost (seen once in
+            # CI with both cores busy). Click once more; a notebook that does not run still fails below.
+            page.keyboard.press("Escape")
+            run_all()
+            retried = True
         assert time.monotonic() < deadline, f"{name}: only {len(done)} of {n_code} cells ran in {timeout_s} s: {prompts}"
         time.sleep(1)
     return page
