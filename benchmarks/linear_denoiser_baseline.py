@@ -34,10 +34,17 @@ def main() -> None:
     from course_lib.data import fashion_mnist
     from course_lib.guidance.shipped import caption_latents
 
+    import time
+    from pathlib import Path
+
+    from results_file import write
+
     pixels = fashion_mnist("train").images[:20_000] * 2 - 1
     z = caption_latents(20_000, "train", seed=0)[0]
+    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "n": 20_000}
     for name, data in (("pixels in [-1, 1] (ddpm)", pixels), ("tokenizer latents / std (ldm_text)", z / z.std())):
-        print(f"{name:36s}", ", ".join(f"{k} {v:.4g}" for k, v in linear_baseline(data).items()))
+        result[name] = {k: round(v, 5) for k, v in linear_baseline(data).items()}
+    write(Path(__file__).resolve().parent / "results" / "linear_denoiser_baseline.json", result)
 
 
 if __name__ == "__main__":

@@ -321,7 +321,8 @@ do with a pooled text embedding). The shipped model got there in three versions,
 captions: with cross-attention alone and all 16 channels of $z_e$ (divided by one global standard deviation), its
 samples matched their caption's class at chance (0.11 and 0.12 on 1,000 test captions at scales 1 and 3) while
 following size and brightness; with the pooled caption added, 15-18 %; and its loss ended barely below that of the
-best *linear* denoiser for data of the same covariance (0.033 against 0.0351, `benchmarks/linear_denoiser_baseline.py`):
+best *linear* denoiser for data of the same covariance (0.033 against 0.0351, `benchmarks/linear_denoiser_baseline.py`, its result in
+`benchmarks/results/linear_denoiser_baseline.json`):
 it had learned little beyond the latent's covariance, because 14 of the 16 channels hardly vary (the spectrum above).
 On the top 2 axes, whitened, the same network's class accuracy is the one measured below. The text encoder
 $\\tau_\\theta$ (two transformer layers over the token embeddings) is **trained with** the denoiser, as in Rombach
